@@ -1,0 +1,45 @@
+# The two commands of the README: `make run` and `make test`. Everything else is a step of them.
+GO            ?= go
+STATICCHECK   ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+BIN           := bin/wirefleet
+DATA_DIR      ?= /var/lib/wirefleet
+export CGO_ENABLED ?= 0
+
+.PHONY: all build run test test-deps vet staticcheck unit privileged bench fmt clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -o $(BIN) ./cmd/wirefleet
+
+# The main job on embedded defaults.
+run: build
+	./$(BIN) gateway -state-dir $(DATA_DIR)/gateway -wg-address 198.18.0.1/24
+
+test: test-deps vet staticcheck unit privileged
+
+test-deps:
+	./scripts/install-test-deps.sh
+
+vet:
+	$(GO) vet ./...
+
+staticcheck:
+	$(GO) run $(STATICCHECK) ./...
+
+# Unit tests with the race detector; -short skips the privileged tests (they run next).
+unit:
+	CGO_ENABLED=1 $(GO) test -race -short -count=1 ./...
+
+# Everything again without -short: privileged end-to-end tests in network namespaces.
+privileged:
+	$(GO) test -count=1 -p 2 -timeout 20m ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+fmt:
+	gofmt -w .
+
+clean:
+	rm -rf bin

@@ -1,0 +1,50 @@
+package testenv
+
+import (
+	"os/exec"
+	"testing"
+)
+
+// NetNS is a network namespace made for one test; it is deleted in t.Cleanup, after every
+// process still inside has been killed.
+type NetNS struct{ Name string }
+
+// NewNetNS creates a namespace with loopback up.
+func NewNetNS(t testing.TB, prefix string) *NetNS {
+	t.Helper()
+	ns := &NetNS{Name: UniqueName(prefix)}
+	Run(t, "ip", "netns", "add", ns.Name)
+	t.Cleanup(func() {
+		if out, _ := exec.Command("ip", "netns", "pids", ns.Name).Output(); len(out) > 0 {
+			_ = exec.Command("ip", "netns", "exec", ns.Name, "sh", "-c", "kill -9 $(ip netns pids "+ns.Name+") 2>/dev/null").Run()
+		}
+		_ = exec.Command("ip", "netns", "del", ns.Name).Run()
+	})
+	ns.Exec(t, "ip", "link", "set", "lo", "up")
+	return ns
+}
+
+// Exec runs a command inside the namespace and fails the test on error.
+func (ns *NetNS) Exec(t testing.TB, name string, args ...string) string {
+	t.Helper()
+	return Run(t, "ip", append([]string{"netns", "exec", ns.Name, name}, args...)...)
+}
+
+// Command returns an unstarted command that runs inside the namespace.
+func (ns *NetNS) Command(name string, args ...string) *exec.Cmd {
+	return exec.Command("ip", append([]string{"netns", "exec", ns.Name, name}, args...)...)
+}
+
+// Link connects two namespaces with a veth pair and gives each end an address (CIDR).
+// Use the test ranges (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24, 198.18.0.0/15,
+// 2001:db8::/32).
+func Link(t testing.TB, a *NetNS, addrA string, b *NetNS, addrB string) (ifA, ifB string) {
+	t.Helper()
+	ifA, ifB = UniqueName("va"), UniqueName("vb")
+	Run(t, "ip", "link", "add", ifA, "netns", a.Name, "type", "veth", "peer", "name", ifB, "netns", b.Name)
+	a.Exec(t, "ip", "addr", "add", addrA, "dev", ifA)
+	a.Exec(t, "ip", "link", "set", ifA, "up")
+	b.Exec(t, "ip", "addr", "add", addrB, "dev", ifB)
+	b.Exec(t, "ip", "link", "set", ifB, "up")
+	return ifA, ifB
+}
