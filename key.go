@@ -1,12 +1,11 @@
 package wirefleet
 
 import (
+	"crypto/ecdh"
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
 	"strings"
-
-	"golang.org/x/crypto/curve25519"
 )
 
 // KeyLen is the length in bytes of a WireGuard key (Curve25519 point or scalar, or PSK).
@@ -87,11 +86,12 @@ func GeneratePresharedKey() (Key, error) {
 // PublicKey derives the public key of a private key.
 func (k Key) PublicKey() Key {
 	var pub Key
-	p, err := curve25519.X25519(k[:], curve25519.Basepoint)
+	// X25519 clamps the scalar itself, so any 32 bytes give a valid public key; the
+	// standard library keeps the root package free of third-party imports.
+	priv, err := ecdh.X25519().NewPrivateKey(k[:])
 	if err != nil {
-		// Only a low-order result errors, impossible for a clamped scalar with the basepoint.
-		panic(fmt.Sprintf("wirefleet: derive public key: %v", err))
+		panic(fmt.Sprintf("wirefleet: derive public key: %v", err)) // only on a wrong length
 	}
-	copy(pub[:], p)
+	copy(pub[:], priv.PublicKey().Bytes())
 	return pub
 }
