@@ -19,8 +19,8 @@ type NetworkInput struct {
 	Endpoint   string
 	Routes     []netip.Prefix
 	DNS        []netip.Addr
-	MTU        int  // 0 = wirefleet.DefaultMTU
-	Keepalive  *int // nil = wirefleet.DefaultKeepalive; 0 disables
+	MTU        int                      // 0 = wirefleet.DefaultMTU
+	Keepalive  *int                     // nil = wirefleet.DefaultKeepalive; 0 disables
 	Allocation wirefleet.AllocationMode // "" = sequential
 	// PrivateKey nil: the server generates one. Import passes the existing key.
 	PrivateKey *wirefleet.Key
