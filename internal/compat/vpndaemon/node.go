@@ -1,0 +1,198 @@
+package vpndaemon
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/wirefleet/wirefleet"
+	"github.com/wirefleet/wirefleet/internal/wgdev"
+)
+
+// nodeJSON is /i/node. The counts are pointers: present (even when 0) only when asked for
+// with include_client_peer_count=yes.
+type nodeJSON struct {
+	CPUCount        int       `json:"cpu_count"`
+	LoadAverage     []float64 `json:"load_average"`
+	MaintenanceMode bool      `json:"maintenance_mode"`
+	NodeUptime      int64     `json:"node_uptime"`
+	RelLoadAverage  []int     `json:"rel_load_average"`
+	V               string    `json:"v"`
+	WPeerCount      *int      `json:"w_peer_count,omitempty"`
+	OClientCount    *int      `json:"o_client_count,omitempty"`
+}
+
+func (h *Handler) node(w http.ResponseWriter, r *http.Request) {
+	counts, err := parseYesNo(r.URL.Query(), "include_client_peer_count")
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	out := nodeJSON{
+		CPUCount:        h.cpuCount,
+		LoadAverage:     []float64{},
+		RelLoadAverage:  []int{},
+		MaintenanceMode: h.maintenanceMode(),
+		NodeUptime:      h.nodeUptime(r.Context()),
+		V:               h.version,
+	}
+	if load, err := readLoadAvg(filepath.Join(h.procRoot, "loadavg")); err == nil {
+		out.LoadAverage = load[:]
+		out.RelLoadAverage = relLoad(load, h.cpuCount)
+	}
+	if counts {
+		// Without counts, /i/node (the portal's liveness probe) touches neither the peer
+		// list nor any OpenVPN socket, so it stays fast whatever the node's load.
+		ctx, cancel := context.WithTimeout(r.Context(), h.deviceTimeout)
+		defer cancel()
+		peers, err := h.dev.Peers(ctx)
+		if err != nil {
+			h.fail(w, r, fmt.Errorf("count peers: %w", err))
+			return
+		}
+		now := h.now()
+		wc := 0
+		for _, p := range peers {
+			if online(p, now) {
+				wc++
+			}
+		}
+		oc := 0
+		for _, c := range h.connections(r.Context()) {
+			if c.CommonName != "" && c.CommonName != "UNDEF" {
+				oc++
+			}
+		}
+		out.WPeerCount, out.OClientCount = &wc, &oc
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (h *Handler) maintenanceMode() bool {
+	if h.maintenance == "" {
+		return false
+	}
+	_, err := os.Stat(h.maintenance)
+	return err == nil
+}
+
+// nodeUptime is the smaller of the host's uptime and the age of the device's peer state.
+// The portal prunes idle peers on nodes "up" for more than 72 h; after a gateway restart
+// the handshake history is new, and reporting the host's uptime would make the next sync
+// drop every idle peer. When a source is unreadable the other one decides; when both
+// are, 0 (the value that prunes nothing).
+func (h *Handler) nodeUptime(ctx context.Context) int64 {
+	up, hostErr := readUptime(filepath.Join(h.procRoot, "uptime"))
+	info, ok := h.deviceInfo(ctx)
+	switch {
+	case !ok && hostErr != nil:
+		return 0
+	case !ok:
+		return up
+	}
+	age := int64(h.now().Sub(info.Created) / time.Second)
+	if info.Created.IsZero() || age < 0 {
+		age = 0
+	}
+	if hostErr != nil {
+		return age
+	}
+	return min(up, age)
+}
+
+// deviceInfo returns the device's Info, read once and then cached: Created and the public
+// key do not change while the gateway holds the device, and /i/node is called before every
+// portal connect, so it must not cost a device round trip.
+func (h *Handler) deviceInfo(ctx context.Context) (wgdev.Info, bool) {
+	h.infoMu.Lock()
+	defer h.infoMu.Unlock()
+	if h.infoOK {
+		return h.info, true
+	}
+	ctx, cancel := context.WithTimeout(ctx, h.deviceTimeout)
+	defer cancel()
+	info, err := h.dev.Info(ctx)
+	if err != nil {
+		h.log.Warn("reading device info failed", "err", err)
+		return wgdev.Info{}, false
+	}
+	h.info, h.infoOK = info, true
+	return info, true
+}
+
+// ownKey is the device's public key, when known.
+func (h *Handler) ownKey(ctx context.Context) (wirefleet.Key, bool) {
+	info, ok := h.deviceInfo(ctx)
+	if !ok || info.PublicKey.IsZero() {
+		return wirefleet.Key{}, false
+	}
+	return info.PublicKey, true
+}
+
+// readLoadAvg reads the three load averages of proc(5)'s loadavg.
+func readLoadAvg(path string) ([3]float64, error) {
+	var out [3]float64
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return out, err
+	}
+	return parseLoadAvg(string(b))
+}
+
+func parseLoadAvg(s string) ([3]float64, error) {
+	var out [3]float64
+	f := strings.Fields(s)
+	if len(f) < 3 {
+		return out, fmt.Errorf("loadavg %s: want at least 3 fields", quote(s))
+	}
+	for i := range 3 {
+		v, err := strconv.ParseFloat(f[i], 64)
+		if err != nil || v < 0 || math.IsNaN(v) || math.IsInf(v, 0) {
+			return out, fmt.Errorf("loadavg field %d %s: not a non-negative number", i+1, quote(f[i]))
+		}
+		out[i] = v
+	}
+	return out, nil
+}
+
+// relLoad is 100·load/cpus truncated to an integer. The small epsilon keeps a load that
+// is exactly representable in hundredths (as the kernel prints it) from truncating one
+// below because of binary floating point (0.29·100 = 28.999…).
+func relLoad(load [3]float64, cpus int) []int {
+	out := make([]int, 3)
+	for i, l := range load {
+		v := math.Floor(100*l/float64(cpus) + 1e-9)
+		if v > math.MaxInt32 {
+			v = math.MaxInt32
+		}
+		out[i] = int(v)
+	}
+	return out
+}
+
+// readUptime reads the host uptime in whole seconds (first field of /proc/uptime).
+func readUptime(path string) (int64, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	return parseUptime(string(b))
+}
+
+func parseUptime(s string) (int64, error) {
+	f := strings.Fields(s)
+	if len(f) == 0 {
+		return 0, fmt.Errorf("uptime %s: empty", quote(s))
+	}
+	v, err := strconv.ParseFloat(f[0], 64)
+	if err != nil || v < 0 || math.IsNaN(v) || math.IsInf(v, 0) || v > math.MaxInt64/2 {
+		return 0, fmt.Errorf("uptime %s: not a non-negative number", quote(f[0]))
+	}
+	return int64(v), nil
+}
