@@ -105,4 +105,3 @@ func truncateName(s string) string {
 	}
 	return b.String()
 }
-

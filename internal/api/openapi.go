@@ -8,8 +8,9 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// openapiYAML is docs/openapi.yaml, copied next to this file by `go generate` because
-// go:embed cannot reach outside the package; TestOpenAPICopyInSync fails if they differ.
+// openapiYAML is docs/openapi.yaml, copied next to this file by `go generate` because an
+// embed directive cannot reach outside the package; TestOpenAPICopyInSync fails if they
+// differ.
 //
 //go:generate cp ../../docs/openapi.yaml openapi.yaml
 //go:embed openapi.yaml

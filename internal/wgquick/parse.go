@@ -146,9 +146,7 @@ func parseInterfaceKey(in *Interface, key, value string, line int) error {
 	case "mtu":
 		in.MTU, err = parseInt(key, value, line, 576, 65535)
 	case "dns":
-		for _, d := range splitList(value) {
-			in.DNS = append(in.DNS, d)
-		}
+		in.DNS = append(in.DNS, splitList(value)...)
 	default:
 		in.Extra = append(in.Extra, KeyValue{Key: key, Value: value, Line: line})
 	}
