@@ -1,7 +1,7 @@
 // Package wgdev is the device layer: one small port, Device, through which everything else
 // in Wirefleet configures a WireGuard interface, and the pieces shared by its backends
 // (kernel via wgctrl/netlink, embedded userspace wireguard-go over TUN, attach to an existing
-// interface). Backends live in sub-packages; Open in package wgdev/open picks one.
+// interface). Backends live in sub-packages; auto.Open (package wgdev/auto) picks one.
 //
 // The port is declarative and incremental: ApplyPeers upserts and removes only the peers it
 // is given, so one change costs O(1) on the device whatever the number of peers, and a peer
@@ -48,8 +48,11 @@ type Interface struct {
 
 // Info describes the device as it is.
 type Info struct {
-	Name       string
-	Backend    string // "kernel", "userspace" or "attach"
+	Name    string
+	Backend string // "kernel", "userspace" or "attach"
+	// Index is the kernel's interface index. It stays the same for the life of the link, so
+	// a changed index means the link was recreated (which the port never does).
+	Index      int
 	PublicKey  wirefleet.Key
 	ListenPort int
 	Addresses  []netip.Prefix

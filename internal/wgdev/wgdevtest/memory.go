@@ -39,6 +39,9 @@ func (m *Memory) ApplyPeers(ctx context.Context, upsert []wgdev.Peer, remove []w
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if err := wgdev.ValidatePeers(upsert, remove); err != nil {
+		return err
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.applies++

@@ -1,0 +1,175 @@
+package userspace_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/netip"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/wirefleet/wirefleet"
+	"github.com/wirefleet/wirefleet/internal/testenv"
+	"github.com/wirefleet/wirefleet/internal/wgdev"
+	"github.com/wirefleet/wirefleet/internal/wgdev/userspace"
+	"github.com/wirefleet/wirefleet/internal/wgdev/wgdevtest"
+)
+
+// open creates a userspace device in ns (a fresh namespace: the host stays clean) and
+// checks at cleanup that the interface and the UAPI socket are gone.
+func open(t testing.TB, ns *testenv.NetNS, cfg userspace.Config) *userspace.Device {
+	t.Helper()
+	if cfg.Name == "" {
+		cfg.Name = testenv.UniqueName("wft")
+	}
+	cfg.NetNS = ns.Name
+	if cfg.Logger == nil {
+		cfg.Logger = testLogger(t)
+	}
+	d, err := userspace.Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("userspace.Open: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := d.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		sock := userspace.SocketDir + "/" + cfg.Name + ".sock"
+		if _, err := os.Stat(sock); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("socket %s still there after Close (stat: %v)", sock, err)
+		}
+		if out, err := ns.Command("ip", "link", "show", cfg.Name).CombinedOutput(); err == nil {
+			t.Errorf("interface %s still there after Close:\n%s", cfg.Name, out)
+		}
+	})
+	return d
+}
+
+func TestConformance(t *testing.T) {
+	testenv.Privileged(t)
+	ns := testenv.NewNetNS(t, "wfu")
+	wgdevtest.Run(t, func(t *testing.T) wgdev.Device { return open(t, ns, userspace.Config{}) })
+}
+
+func TestOpenConfigures(t *testing.T) {
+	testenv.Privileged(t)
+	ns := testenv.NewNetNS(t, "wfu")
+	priv, _ := wirefleet.GeneratePrivateKey()
+	addrs := []netip.Prefix{netip.MustParsePrefix("198.18.7.1/24"), netip.MustParsePrefix("fd00:7::1/64")}
+	d := open(t, ns, userspace.Config{PrivateKey: priv, ListenPort: 51820, Addresses: addrs, MTU: 1400})
+	info, err := d.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.PublicKey != priv.PublicKey() || info.ListenPort != 51820 || info.MTU != 1400 || len(info.Addresses) != 2 || info.Backend != "userspace" {
+		t.Fatalf("Info = %+v", info)
+	}
+	out := ns.Exec(t, "ip", "-o", "link", "show", info.Name)
+	if !strings.Contains(out, "UP") {
+		t.Errorf("interface not up: %s", out)
+	}
+	// The UDP socket lives in the device's namespace, not the host's.
+	if out := ns.Exec(t, "ss", "-uln"); !strings.Contains(out, ":51820") {
+		t.Errorf("no UDP socket on 51820 inside the namespace:\n%s", out)
+	}
+}
+
+func TestOpenRefusesExistingInterface(t *testing.T) {
+	testenv.Privileged(t)
+	ns := testenv.NewNetNS(t, "wfu")
+	name := testenv.UniqueName("wft")
+	ns.Exec(t, "ip", "tuntap", "add", "name", name, "mode", "tun")
+	_, err := userspace.Open(context.Background(), userspace.Config{Name: name, NetNS: ns.Name})
+	if !wirefleet.IsKind(err, wirefleet.KindConflict) || !strings.Contains(err.Error(), "attach") {
+		t.Fatalf("Open on an existing interface: got %v, want a conflict suggesting attach", err)
+	}
+	if _, err := os.Stat(userspace.SocketDir + "/" + name + ".sock"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("failed Open left a socket behind")
+	}
+}
+
+// The stock wg tool sees what ApplyPeers set, and what wg set changes is seen by Peers and
+// by the next ApplyPeers (which must then not work from a stale copy).
+func TestStockWGInterop(t *testing.T) {
+	testenv.Privileged(t, "wg")
+	ns := testenv.NewNetNS(t, "wfu")
+	d := open(t, ns, userspace.Config{ListenPort: 0})
+	info, _ := d.Info(context.Background())
+	peers := wgdevtest.MakePeers(t, 1, 3)
+	peers[0].Endpoint = netip.MustParseAddrPort("192.0.2.1:51820")
+	peers[0].PersistentKeepalive = 25 * time.Second
+	if err := d.ApplyPeers(context.Background(), peers, nil); err != nil {
+		t.Fatal(err)
+	}
+	// wg talks to the socket, which is not namespaced: run it from the host.
+	out := testenv.Run(t, "wg", "show", info.Name, "dump")
+	for _, p := range peers {
+		if !strings.Contains(out, p.PublicKey.String()+"\t(none)\t") {
+			t.Errorf("wg show dump lacks peer %s:\n%s", p.PublicKey, out)
+		}
+	}
+	if !strings.Contains(out, "192.0.2.1:51820") || !strings.Contains(out, "198.18.0.1/32,2001:db8::1/128") {
+		t.Errorf("wg show dump lacks endpoint or allowed IPs:\n%s", out)
+	}
+
+	// wg set: move peer 1's allowed IPs and add a new peer.
+	extra := wgdevtest.NewKey(t)
+	testenv.Run(t, "wg", "set", info.Name, "peer", peers[1].PublicKey.String(), "allowed-ips", "203.0.113.5/32",
+		"peer", extra.String(), "allowed-ips", "203.0.113.6/32")
+	peers[1].AllowedIPs = []netip.Prefix{netip.MustParsePrefix("203.0.113.5/32")}
+	want := append(peers[:3:3], wgdev.Peer{PublicKey: extra, AllowedIPs: []netip.Prefix{netip.MustParsePrefix("203.0.113.6/32")}})
+	wgdevtest.WantPeers(t, d, want)
+
+	// An apply after wg set removes the prefix wg set gave, not the one we last set.
+	peers[1].AllowedIPs = []netip.Prefix{netip.MustParsePrefix("203.0.113.7/32")}
+	if err := d.ApplyPeers(context.Background(), peers[1:2], nil); err != nil {
+		t.Fatal(err)
+	}
+	want[1] = peers[1]
+	wgdevtest.WantPeers(t, d, want)
+}
+
+// A prefix given to another peer moves to it (wireguard-go keeps one owner per prefix);
+// the old owner's next change must not remove it from the new owner.
+func TestPrefixMovesBetweenPeers(t *testing.T) {
+	testenv.Privileged(t)
+	ns := testenv.NewNetNS(t, "wfu")
+	d := open(t, ns, userspace.Config{})
+	ctx := context.Background()
+	a := wgdev.Peer{PublicKey: wgdevtest.NewKey(t), AllowedIPs: []netip.Prefix{wgdevtest.Host(1), wgdevtest.Host(2)}}
+	b := wgdev.Peer{PublicKey: wgdevtest.NewKey(t), AllowedIPs: []netip.Prefix{wgdevtest.Host(2)}}
+	if err := d.ApplyPeers(ctx, []wgdev.Peer{a, b}, nil); err != nil {
+		t.Fatal(err)
+	}
+	a.AllowedIPs = a.AllowedIPs[:1]
+	wgdevtest.WantPeers(t, d, []wgdev.Peer{a, b})
+	a.AllowedIPs = []netip.Prefix{wgdevtest.Host(3)} // Host(1) is stale for a; Host(2) is b's
+	if err := d.ApplyPeers(ctx, []wgdev.Peer{a}, nil); err != nil {
+		t.Fatal(err)
+	}
+	wgdevtest.WantPeers(t, d, []wgdev.Peer{a, b})
+}
+
+// testLogger sends the device's log lines (wireguard-go's included) to the test log, shown
+// only for failing tests or with -v.
+// Lines wireguard-go logs after the test has ended are dropped (t.Log would panic).
+func testLogger(t testing.TB) *slog.Logger {
+	w := &tWriter{t: t}
+	t.Cleanup(func() { w.done.Store(true) }) // registered first, so it runs last
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+type tWriter struct {
+	t    testing.TB
+	done atomic.Bool
+}
+
+func (w *tWriter) Write(p []byte) (int, error) {
+	if !w.done.Load() {
+		w.t.Log(strings.TrimSuffix(string(p), "\n"))
+	}
+	return len(p), nil
+}
