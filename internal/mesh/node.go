@@ -35,6 +35,7 @@ const (
 	retryMax        = 60 * time.Second
 	keepalive       = 25 * time.Second // below the 30 s a NAT keeps an unanswered UDP mapping
 	punchKeepalive  = time.Second      // while punching: keep sending so both NATs open
+	stagger         = 300 * time.Millisecond
 )
 
 // nodeState is what this node knows about another node.
@@ -465,6 +466,13 @@ func (n *Node) demote(ns *nodeState, why string) {
 }
 
 func (n *Node) startCandidate(ctx context.Context, ns *nodeState, path string, ep netip.AddrPort, at time.Time) {
+	if ns.rec.WgIP.Less(n.cfg.WgIP) {
+		// the higher wg IP starts later: two handshake initiations crossing each other
+		// clobber both (each side's state is replaced by the other's), costing WireGuard's
+		// 5 s retry. The lower side's first initiation is dropped (we do not know it yet, or
+		// our NAT has no mapping) but opens its own NAT; ours then completes the handshake.
+		at = at.Add(stagger)
+	}
 	ns.cand = &candidate{path: path, endpoint: ep, start: at, deadline: at.Add(candidateWindow)}
 	if !at.After(n.now()) {
 		n.applyCandidate(ctx, ns)

@@ -1,0 +1,182 @@
+package mesh
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wirefleet/wirefleet/internal/e2e"
+)
+
+// deadBound is the documented bound for withdrawing a dead node (docs/mesh.md): 15 s of
+// silence + one 250 ms tick + a triggered update per hop; the requirement is 30 s.
+const deadBound = 30 * time.Second
+
+// TestMeshNAT: default (port-preserving) NAT on both routers.
+func TestMeshNAT(t *testing.T) {
+	t.Parallel()
+	tp := newTopo(t, "")
+	start := time.Now()
+	for _, n := range []string{"p", "a", "b", "c"} {
+		tp.start(n)
+	}
+	took := eventually(t, 15*time.Second, func() error { return tp.allPairs("a", "b", "c", "p") })
+	t.Logf("all pairs reachable %.1f s after start", took.Seconds())
+
+	// A and C share R1's LAN; A and B end on a punched NAT path, not through P
+	eventually(t, 15*time.Second, func() error {
+		for _, c := range [][4]string{
+			{"a", wgIPs["c"], "lan", ""}, {"c", wgIPs["a"], "lan", ""},
+			{"a", wgIPs["b"], "nat", ""}, {"b", wgIPs["a"], "nat", ""},
+			{"c", wgIPs["b"], "nat", ""}, {"p", wgIPs["a"], "direct", ""},
+		} {
+			if err := tp.wantPath(c[0], c[1], c[2], c[3]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	t.Logf("shortest paths (lan, nat) %.1f s after start", time.Since(start).Seconds())
+	if err := tp.allPairs("a", "b", "c", "p"); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("wrong shared key is ignored", func(t *testing.T) {
+		bad := tp.networkFile("bad.yaml", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+		p := startExtra(tp, "b", bad, "198.51.100.20", "intruder", "wk")
+		time.Sleep(4 * time.Second)
+		if _, ok, err := tp.peer("p", "198.51.100.20"); err != nil || ok {
+			t.Fatalf("P lists the node with the wrong key (ok=%v, err=%v)", ok, err)
+		}
+		st, err := tp.status("b", tp.stateDir("intruder"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(st.Peers) != 0 {
+			t.Fatalf("the node with the wrong key has peers: %+v", st.Peers)
+		}
+		p.Stop(5 * time.Second)
+	})
+
+	t.Run("takeover of A's wg IP is refused", func(t *testing.T) {
+		stA, err := tp.status("a", tp.stateDir("a"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := startExtra(tp, "b", tp.net, wgIPs["a"], "mallory", "wm", "-w", "50031", "-u", "50531")
+		eventually(t, 10*time.Second, func() error {
+			if !strings.Contains(tp.nodes["p"].Output(), "refused claim") {
+				return fmt.Errorf("P has not refused mallory's claim yet")
+			}
+			return nil
+		})
+		time.Sleep(2 * time.Second)
+		for _, n := range []string{"p", "b", "c"} {
+			p, ok, err := tp.peer(n, wgIPs["a"])
+			if err != nil || !ok {
+				t.Fatalf("%s lost its route to A (ok=%v, err=%v)", n, ok, err)
+			}
+			if p.Identity != stA.Node.Identity || p.PublicKey != stA.Node.PublicKey {
+				t.Fatalf("%s now maps A's wg IP to identity %s key %s, want A's %s %s", n, p.Identity, p.PublicKey, stA.Node.Identity, stA.Node.PublicKey)
+			}
+			if err := tp.ping(n, wgIPs["a"]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		st, err := tp.status("b", tp.stateDir("mallory"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(st.Peers) != 0 {
+			t.Fatalf("mallory has peers: %+v", st.Peers)
+		}
+		m.Stop(5 * time.Second)
+	})
+
+	t.Run("restart with a fresh WireGuard key re-converges", func(t *testing.T) {
+		before, err := tp.status("c", tp.stateDir("c"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tp.nodes["c"].Stop(5 * time.Second)
+		tp.start("c")
+		took := eventually(t, 20*time.Second, func() error {
+			p, ok, err := tp.peer("a", wgIPs["c"])
+			if err != nil || !ok {
+				return fmt.Errorf("a: no route to c (%v)", err)
+			}
+			if p.PublicKey == before.Node.PublicKey {
+				return fmt.Errorf("a still has c's old key")
+			}
+			if p.Identity != before.Node.Identity {
+				return fmt.Errorf("c's identity changed across the restart")
+			}
+			return tp.allPairs("a", "b", "c", "p")
+		})
+		t.Logf("re-converged %.1f s after the restart", took.Seconds())
+		eventually(t, 15*time.Second, func() error { return tp.wantPath("a", wgIPs["c"], "lan", "") })
+	})
+
+	t.Run("killed node is withdrawn within the bound", func(t *testing.T) {
+		tp.nodes["c"].Kill()
+		took := eventually(t, deadBound, func() error {
+			for _, n := range []string{"a", "b", "p"} {
+				if _, ok, err := tp.peer(n, wgIPs["c"]); err != nil || ok {
+					return fmt.Errorf("%s still routes to c (err=%v)", n, err)
+				}
+			}
+			return nil
+		})
+		t.Logf("c withdrawn everywhere %.1f s after it was killed", took.Seconds())
+	})
+}
+
+// TestMeshSymmetricNAT: R2 maps every flow to a new port, so A and B cannot punch; they
+// relay through P. Killing P withdraws the routes through it.
+func TestMeshSymmetricNAT(t *testing.T) {
+	t.Parallel()
+	tp := newTopo(t, "r2")
+	for _, n := range []string{"p", "a", "b"} {
+		tp.start(n)
+	}
+	took := eventually(t, 15*time.Second, func() error { return tp.allPairs("a", "b", "p") })
+	t.Logf("all pairs reachable %.1f s after start", took.Seconds())
+	// the punch must have been tried and failed before the relay counts as the fallback
+	eventually(t, 30*time.Second, func() error {
+		if !strings.Contains(tp.nodes["a"].Output(), "path failed") {
+			return fmt.Errorf("A has not given up punching to B yet")
+		}
+		return nil
+	})
+	for _, c := range [][4]string{{"a", wgIPs["b"], "relay", wgIPs["p"]}, {"b", wgIPs["a"], "relay", wgIPs["p"]}} {
+		if err := tp.wantPath(c[0], c[1], c[2], c[3]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tp.allPairs("a", "b", "p"); err != nil {
+		t.Fatal(err)
+	}
+
+	tp.nodes["p"].Kill()
+	took = eventually(t, deadBound, func() error {
+		for _, n := range []string{"a", "b"} {
+			st, err := tp.status(n, tp.stateDir(n))
+			if err != nil {
+				return err
+			}
+			if len(st.Peers) != 0 {
+				return fmt.Errorf("%s still has routes: %+v", n, st.Peers)
+			}
+		}
+		return nil
+	})
+	t.Logf("routes through the killed gateway P withdrawn %.1f s after the kill", took.Seconds())
+}
+
+// startExtra runs another mesh node in namespace ns of the topology (an intruder).
+func startExtra(tp *topo, ns, network, wgip, name, ifsuffix string, extra ...string) *e2e.Process {
+	args := append([]string{"mesh", "-c", network, "-a", wgip, "-n", name, "-i", tp.prefix + ifsuffix,
+		"--state-dir", tp.stateDir(name), "-backend", "userspace"}, extra...)
+	return e2e.Start(tp.t, tp.ns(ns), nil, tp.bin, args...)
+}
