@@ -1,0 +1,73 @@
+package vpndaemon
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/wirefleet/wirefleet/internal/testenv"
+)
+
+// TestMutualTLS runs the binary with CREDENTIALS_DIRECTORY (certificates generated here)
+// and checks who gets in: only a client certificate from ca.crt that is valid now.
+func TestMutualTLS(t *testing.T) {
+	testenv.Privileged(t, "wg")
+	ns := testenv.NewNetNS(t, "gwt")
+	ca, other := newCA(t, "portal CA"), newCA(t, "another CA")
+	creds := writeCredentials(t, ca, net.ParseIP("127.0.0.1"))
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(ca.pem)
+	now := time.Now()
+	valid := ca.clientCert(t, "portal", now.Add(-time.Hour), now.Add(time.Hour), []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth})
+
+	clientWith := func(certs []tls.Certificate, h2 bool) *http.Client {
+		return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+			DialContext:       dialer(ns.Name),
+			TLSClientConfig:   &tls.Config{RootCAs: roots, Certificates: certs},
+			ForceAttemptHTTP2: h2,
+		}}
+	}
+	g := newGateway(t, ns, []string{"CREDENTIALS_DIRECTORY=" + creds}, clientWith([]tls.Certificate{valid}, false), "https")
+	g.start()
+
+	tests := []struct {
+		name  string
+		certs []tls.Certificate
+		h2    bool
+		ok    bool
+	}{
+		{"valid certificate", []tls.Certificate{valid}, false, true},
+		{"valid certificate over HTTP/2", []tls.Certificate{valid}, true, true},
+		{"certificate without EKU", []tls.Certificate{ca.clientCert(t, "", now.Add(-time.Hour), now.Add(time.Hour), nil)}, false, true},
+		{"no client certificate", nil, false, false},
+		{"certificate from another CA", []tls.Certificate{other.clientCert(t, "portal", now.Add(-time.Hour), now.Add(time.Hour), nil)}, false, false},
+		{"expired certificate", []tls.Certificate{ca.clientCert(t, "portal", now.Add(-48*time.Hour), now.Add(-time.Hour), nil)}, false, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := clientWith(tc.certs, tc.h2)
+			defer c.CloseIdleConnections()
+			resp, err := c.Get("https://" + apiAddr + "/i/node")
+			if !tc.ok {
+				if err == nil {
+					resp.Body.Close()
+					t.Fatalf("status %d, want the connection refused", resp.StatusCode)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/json" {
+				t.Fatalf("status %d %s, want 200 application/json", resp.StatusCode, resp.Header.Get("Content-Type"))
+			}
+			if tc.h2 && resp.ProtoMajor != 2 {
+				t.Errorf("protocol %s, want HTTP/2", resp.Proto)
+			}
+		})
+	}
+}
