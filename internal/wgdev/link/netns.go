@@ -1,4 +1,4 @@
-package userspace
+package link
 
 import (
 	"fmt"
@@ -9,7 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// inNetNS runs fn on an OS thread switched into the network namespace ns (a name under
+// InNetNS runs fn on an OS thread switched into the network namespace ns (a name under
 // /run/netns or a path), or directly when ns is empty.
 //
 // Sockets, TUN devices and netlink handles belong to the namespace of the thread that
@@ -17,7 +17,7 @@ import (
 // up or its port changes, the netlink handle) goes through here. The thread is never
 // switched back: the goroutine exits still locked, so the runtime throws the thread away
 // instead of reusing one in the wrong namespace.
-func inNetNS(ns string, fn func() error) error {
+func InNetNS(ns string, fn func() error) error {
 	if ns == "" {
 		return fn()
 	}

@@ -119,7 +119,7 @@ func Open(ctx context.Context, cfg Config) (_ *Device, err error) {
 			d.teardown()
 		}
 	}()
-	err = inNetNS(cfg.NetNS, func() error {
+	err = link.InNetNS(cfg.NetNS, func() error {
 		h, err := netlink.NewHandle()
 		if err != nil {
 			return fmt.Errorf("open netlink: %w", err)
@@ -133,7 +133,7 @@ func Open(ctx context.Context, cfg Config) (_ *Device, err error) {
 			return fmt.Errorf("create TUN interface %s (is /dev/net/tun present and are we root or CAP_NET_ADMIN?): %w", cfg.Name, err)
 		}
 		d.tun = t
-		d.dev = device.NewDevice(t, conn.NewDefaultBind(), wgLogger(d.log))
+		d.dev = device.NewDevice(t, conn.NewDefaultBind(), wgLogger(d.log, cfg.NetNS != ""))
 		var set []byte
 		ifc := uapi.Interface{ListenPort: &cfg.ListenPort}
 		if !cfg.PrivateKey.IsZero() {
@@ -169,7 +169,11 @@ func Open(ctx context.Context, cfg Config) (_ *Device, err error) {
 	if err := d.refreshLocked(); err != nil {
 		return nil, err
 	}
-	d.log.Info("userspace WireGuard device up", "listen_port", d.port, "public_key", d.pub, "socket", SocketDir+"/"+cfg.Name+".sock", "netns", cfg.NetNS)
+	pub := "(none)"
+	if !d.pub.IsZero() {
+		pub = d.pub.String()
+	}
+	d.log.Info("userspace WireGuard device up", "listen_port", d.port, "public_key", pub, "socket", SocketDir+"/"+cfg.Name+".sock", "netns", cfg.NetNS)
 	return d, nil
 }
 
@@ -323,7 +327,7 @@ func (d *Device) Configure(ctx context.Context, cfg wgdev.Interface) error {
 	if d.closed {
 		return errClosed(d.name)
 	}
-	return inNetNS(d.netns, func() error {
+	return link.InNetNS(d.netns, func() error {
 		if cfg.PrivateKey != nil || cfg.ListenPort != nil {
 			set := uapi.AppendSet(nil, uapi.Interface{PrivateKey: cfg.PrivateKey, ListenPort: cfg.ListenPort}, nil, nil)
 			if err := d.dev.IpcSetOperation(bytes.NewReader(set)); err != nil {

@@ -3,11 +3,9 @@ package userspace_test
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"net/netip"
 	"os"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,7 +25,7 @@ func open(t testing.TB, ns *testenv.NetNS, cfg userspace.Config) *userspace.Devi
 	}
 	cfg.NetNS = ns.Name
 	if cfg.Logger == nil {
-		cfg.Logger = testLogger(t)
+		cfg.Logger = wgdevtest.Logger(t)
 	}
 	d, err := userspace.Open(context.Background(), cfg)
 	if err != nil {
@@ -151,25 +149,4 @@ func TestPrefixMovesBetweenPeers(t *testing.T) {
 		t.Fatal(err)
 	}
 	wgdevtest.WantPeers(t, d, []wgdev.Peer{a, b})
-}
-
-// testLogger sends the device's log lines (wireguard-go's included) to the test log, shown
-// only for failing tests or with -v.
-// Lines wireguard-go logs after the test has ended are dropped (t.Log would panic).
-func testLogger(t testing.TB) *slog.Logger {
-	w := &tWriter{t: t}
-	t.Cleanup(func() { w.done.Store(true) }) // registered first, so it runs last
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
-}
-
-type tWriter struct {
-	t    testing.TB
-	done atomic.Bool
-}
-
-func (w *tWriter) Write(p []byte) (int, error) {
-	if !w.done.Load() {
-		w.t.Log(strings.TrimSuffix(string(p), "\n"))
-	}
-	return len(p), nil
 }

@@ -1,0 +1,256 @@
+// Package kernel is the wgdev backend for the Linux kernel's WireGuard: it creates (or
+// adopts, after a restart) a link of type "wireguard" with netlink and configures it with
+// wgctrl. The link and its peers survive Close and the process, so a gateway restart does
+// not interrupt tunnels.
+//
+// When the kernel cannot create a wireguard link (no module), Open fails with an error
+// wrapping ErrNoKernelSupport, which wgdev/auto takes as the signal to use userspace.
+package kernel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.zx2c4.com/wireguard/wgctrl"
+
+	"github.com/wirefleet/wirefleet"
+	"github.com/wirefleet/wirefleet/internal/wgdev"
+	"github.com/wirefleet/wirefleet/internal/wgdev/ctrl"
+	"github.com/wirefleet/wirefleet/internal/wgdev/link"
+)
+
+// Backend is the name reported in wgdev.Info.
+const Backend = "kernel"
+
+// DefaultMTU is WireGuard's usual MTU.
+const DefaultMTU = 1420
+
+// ErrNoKernelSupport is wrapped by Open's error when the kernel cannot create a wireguard
+// link.
+var ErrNoKernelSupport = errors.New("kernel has no WireGuard support")
+
+// Config describes the device to create or adopt.
+type Config struct {
+	Name       string
+	ListenPort int           // 0: a random free port (on a new link; kept on an adopted one)
+	PrivateKey wirefleet.Key // zero: leave the link's key as it is
+	Addresses  []netip.Prefix
+	MTU        int    // 0: DefaultMTU on a new link, unchanged on an adopted one
+	NetNS      string // network namespace of the link (name or path); empty: ours
+	Logger     *slog.Logger
+}
+
+// Device is a kernel WireGuard link. It implements wgdev.Device.
+type Device struct {
+	name    string
+	netns   string
+	log     *slog.Logger
+	created time.Time
+
+	mu     sync.Mutex // guards the handles below against Close
+	closed bool
+	nl     *netlink.Handle
+	wg     *wgctrl.Client
+	link   *link.Link
+	peers  *ctrl.Peers
+}
+
+var _ wgdev.Device = (*Device)(nil)
+
+// Open creates the wireguard link called cfg.Name, or adopts it when it already exists (its
+// peers are kept), then applies key, port, addresses and MTU and sets it up.
+func Open(ctx context.Context, cfg Config) (*Device, error) {
+	return open(ctx, cfg, openOptions{})
+}
+
+type openOptions struct {
+	// anyType adopts an existing link whatever its type (tests drive a wireguard-go device
+	// through the kernel code path on machines without the module).
+	anyType bool
+	ctrl    ctrl.Options
+}
+
+func open(ctx context.Context, cfg Config, opt openOptions) (_ *Device, err error) {
+	if cfg.Name == "" || len(cfg.Name) > 15 {
+		return nil, wirefleet.Errorf(wirefleet.KindInvalid, "interface name %q must be 1 to 15 bytes", cfg.Name)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	d := &Device{name: cfg.Name, netns: cfg.NetNS, log: cfg.Logger.With("device", cfg.Name, "backend", Backend)}
+	defer func() {
+		if err != nil {
+			d.Close()
+		}
+	}()
+	created := false
+	err = link.InNetNS(cfg.NetNS, func() error {
+		h, err := netlink.NewHandle()
+		if err != nil {
+			return fmt.Errorf("open netlink: %w", err)
+		}
+		d.nl = h
+		existing, err := h.LinkByName(cfg.Name)
+		switch {
+		case err == nil && existing.Type() != "wireguard" && !opt.anyType:
+			return wirefleet.Errorf(wirefleet.KindConflict, "interface %s exists and is of type %q, not wireguard: remove it or pick another name", cfg.Name, existing.Type())
+		case err == nil:
+			d.log.Info("adopting existing WireGuard interface; its peers are kept", "type", existing.Type())
+		default:
+			mtu := cfg.MTU
+			if mtu == 0 {
+				mtu = DefaultMTU
+			}
+			la := netlink.NewLinkAttrs()
+			la.Name, la.MTU = cfg.Name, mtu
+			if err := h.LinkAdd(&netlink.Wireguard{LinkAttrs: la}); err != nil {
+				return &wirefleet.Error{
+					Kind:    wirefleet.KindUnavailable,
+					Message: fmt.Sprintf("create WireGuard interface %s: kernel has no WireGuard support (modprobe wireguard failed?): %v; use -wg-backend userspace", cfg.Name, err),
+					Err:     ErrNoKernelSupport,
+				}
+			}
+			created = true
+		}
+		if d.link, err = link.Open(h, cfg.Name); err != nil {
+			return err
+		}
+		// wgctrl's generic netlink socket must live in the link's namespace.
+		if d.wg, err = wgctrl.New(); err != nil {
+			return fmt.Errorf("open wgctrl: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	// For an adopted link the peer state is older, but by how much netlink cannot say:
+	// now is the safe bound (node_uptime must not exceed the age of the peer state).
+	d.created = time.Now()
+	if d.peers, err = ctrl.New(d.wg, cfg.Name, opt.ctrl); err != nil {
+		if created {
+			d.deleteLink()
+		}
+		return nil, err
+	}
+	ifc := wgdev.Interface{Addresses: cfg.Addresses, MTU: cfg.MTU}
+	if !cfg.PrivateKey.IsZero() {
+		ifc.PrivateKey = &cfg.PrivateKey
+	}
+	if created || cfg.ListenPort != 0 {
+		ifc.ListenPort = &cfg.ListenPort
+	}
+	if err := d.Configure(ctx, ifc); err != nil {
+		if created {
+			d.deleteLink()
+		}
+		return nil, err
+	}
+	if err := link.InNetNS(cfg.NetNS, d.link.Up); err != nil {
+		return nil, err
+	}
+	d.log.Info("kernel WireGuard device ready", "created", created)
+	return d, nil
+}
+
+func (d *Device) deleteLink() {
+	if nl, err := d.nl.LinkByIndex(d.link.Index); err == nil {
+		d.nl.LinkDel(nl)
+	}
+}
+
+// ApplyPeers implements wgdev.Device.
+func (d *Device) ApplyPeers(ctx context.Context, upsert []wgdev.Peer, remove []wirefleet.Key) error {
+	return d.peers.Apply(ctx, upsert, remove)
+}
+
+// Peers implements wgdev.Device.
+func (d *Device) Peers(ctx context.Context) ([]wgdev.PeerStatus, error) {
+	return d.peers.Read(ctx)
+}
+
+// Configure implements wgdev.Device, in place: wgctrl for key and port, netlink for
+// addresses and MTU.
+func (d *Device) Configure(ctx context.Context, cfg wgdev.Interface) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if cfg.ListenPort != nil && (*cfg.ListenPort < 0 || *cfg.ListenPort > 65535) {
+		return wirefleet.Errorf(wirefleet.KindInvalid, "listen port %d is outside 0..65535", *cfg.ListenPort)
+	}
+	if cfg.MTU < 0 || cfg.MTU > 65535 {
+		return wirefleet.Errorf(wirefleet.KindInvalid, "MTU %d is outside 1..65535", cfg.MTU)
+	}
+	if err := d.peers.Configure(cfg.PrivateKey, cfg.ListenPort); err != nil {
+		return err
+	}
+	return link.InNetNS(d.netns, func() error {
+		if cfg.Addresses != nil {
+			if err := d.link.SetAddresses(cfg.Addresses); err != nil {
+				return err
+			}
+		}
+		if cfg.MTU != 0 {
+			return d.link.SetMTU(cfg.MTU)
+		}
+		return nil
+	})
+}
+
+// Info implements wgdev.Device.
+func (d *Device) Info(ctx context.Context) (wgdev.Info, error) {
+	if err := ctx.Err(); err != nil {
+		return wgdev.Info{}, err
+	}
+	pub, port, err := d.peers.Interface()
+	if err != nil {
+		return wgdev.Info{}, err
+	}
+	addrs, err := d.link.Addresses()
+	if err != nil {
+		return wgdev.Info{}, err
+	}
+	mtu, err := d.link.MTU()
+	if err != nil {
+		return wgdev.Info{}, err
+	}
+	return wgdev.Info{Name: d.name, Backend: Backend, Index: d.link.Index, PublicKey: pub, ListenPort: port,
+		Addresses: addrs, MTU: mtu, Created: d.created}, nil
+}
+
+// Close releases the netlink handles. The link and its peers stay: a restarted gateway
+// adopts them.
+func (d *Device) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return nil
+	}
+	d.closed = true
+	var err error
+	if d.wg != nil {
+		err = d.wg.Close()
+	}
+	if d.nl != nil {
+		d.nl.Close()
+	}
+	return err
+}
+
+// Delete removes the link (tests, and `wirefleet gateway --remove-device`-style cleanups).
+func (d *Device) Delete() error {
+	nl, err := d.nl.LinkByIndex(d.link.Index)
+	if err != nil {
+		return fmt.Errorf("find %s: %w", d.name, err)
+	}
+	if err := d.nl.LinkDel(nl); err != nil {
+		return fmt.Errorf("delete %s: %w", d.name, err)
+	}
+	return nil
+}
