@@ -191,21 +191,26 @@ func (n *Node) receive(ctx context.Context) error {
 			}
 			continue
 		}
-		n.metrics.adminBytes.WithLabelValues("received").Add(float64(k))
-		m, err := n.sealer.Open(buf[:k])
-		if err != nil {
-			n.metrics.dropped.WithLabelValues(dropReason(err)).Inc()
-			n.log.Debug("admin datagram dropped", "src", src, "err", err)
-			continue
-		}
-		n.log.Debug("admin rx", "type", fmt.Sprintf("%T", m), "src", src, "bytes", k)
 		ua, ok := src.(*net.UDPAddr)
 		if !ok {
 			continue
 		}
 		ap := ua.AddrPort() // a dual-stack socket reports IPv4 sources as ::ffff:a.b.c.d
-		n.handle(ctx, m, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
+		n.deliver(ctx, buf[:k], netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
 	}
+}
+
+// deliver opens and handles one received datagram.
+func (n *Node) deliver(ctx context.Context, b []byte, src netip.AddrPort) {
+	n.metrics.adminBytes.WithLabelValues("received").Add(float64(len(b)))
+	m, err := n.sealer.Open(b)
+	if err != nil {
+		n.metrics.dropped.WithLabelValues(dropReason(err)).Inc()
+		n.log.Debug("admin datagram dropped", "src", src, "err", err)
+		return
+	}
+	n.log.Debug("admin rx", "type", fmt.Sprintf("%T", m), "src", src, "bytes", len(b))
+	n.handle(ctx, m, src)
 }
 
 func dropReason(err error) string {
