@@ -130,8 +130,10 @@ const (
 	keyFormatHint = "a WireGuard key is 44 characters of standard base64 encoding 32 bytes"
 )
 
-func msgExists(k wirefleet.Key) string   { return fmt.Sprintf("The client with public key %s exists", k) }
-func msgNotFound(k wirefleet.Key) string { return fmt.Sprintf("Client with public key %s not found", k) }
+func msgExists(k wirefleet.Key) string { return fmt.Sprintf("The client with public key %s exists", k) }
+func msgNotFound(k wirefleet.Key) string {
+	return fmt.Sprintf("Client with public key %s not found", k)
+}
 
 // keyProblem says what is wrong with s as a key without echoing it: the input may be
 // anything up to 100 kB, shell metacharacters included.
