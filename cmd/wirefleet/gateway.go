@@ -28,6 +28,8 @@ func runGateway(ctx context.Context, args []string, _, stderr io.Writer) error {
 	port := fs.Int("wg-port", def.Device.ListenPort, "WireGuard UDP listen port")
 	var addrs stringList
 	fs.Var(&addrs, "wg-address", "`CIDR` address for the interface when the gateway creates it (repeatable)")
+	var managed stringList
+	fs.Var(&managed, "wg-managed-prefix", "with -wg-backend attach: manage only peers whose allowed IPs lie in this `CIDR`\n(repeatable; default: every peer, as vpn-daemon)")
 	stateDir := fs.String("state-dir", def.StateDir, "directory for the device's private key (created 0700)")
 	maint := fs.String("maintenance-file", def.MaintenanceFile, "/i/node reports maintenance_mode while this file exists")
 	ovpnDir := fs.String("openvpn-socket-dir", def.OpenVPNSocketDir, "directory of the OpenVPN management sockets (*.sock)")
@@ -50,6 +52,13 @@ func runGateway(ctx context.Context, args []string, _, stderr io.Writer) error {
 			return usageError("-wg-address %q: want a CIDR such as 198.51.100.1/24 or 2001:db8::1/64", a)
 		}
 		cfg.Device.Addresses = append(cfg.Device.Addresses, p)
+	}
+	for _, m := range managed {
+		p, err := netip.ParsePrefix(m)
+		if err != nil {
+			return usageError("-wg-managed-prefix %q: want a CIDR such as 198.51.100.0/24", m)
+		}
+		cfg.Device.ManagedPrefixes = append(cfg.Device.ManagedPrefixes, p)
 	}
 	cfg.StateDir = *stateDir
 	cfg.MaintenanceFile = *maint

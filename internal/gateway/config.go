@@ -78,6 +78,10 @@ type DeviceConfig struct {
 	// interface's own addresses alone and refuses them.
 	Addresses []netip.Prefix
 	MTU       int // 0: the backend's default
+	// ManagedPrefixes limit an attached gateway to the peers whose allowed IPs lie inside
+	// them (peers of a shared interface that are not the portal's stay untouched). Empty
+	// with attach: every peer, as vpn-daemon. Devices the gateway creates are all its own.
+	ManagedPrefixes []netip.Prefix
 }
 
 // ManagedConfig is the placeholder for managed mode.
@@ -117,6 +121,11 @@ func (c Config) Validate() error {
 	for _, a := range d.Addresses {
 		if !a.IsValid() {
 			return fmt.Errorf("-wg-address %v: not a valid CIDR", a)
+		}
+	}
+	for _, p := range d.ManagedPrefixes {
+		if !p.IsValid() || p.Masked() != p {
+			return fmt.Errorf("-wg-managed-prefix %v: want a network prefix without host bits, such as 198.51.100.0/24", p)
 		}
 	}
 	if d.Backend == "attach" && len(d.Addresses) > 0 {

@@ -26,6 +26,9 @@ func TestValidate(t *testing.T) {
 			c.Device.Backend = "attach"
 			c.Device.Addresses = []netip.Prefix{netip.MustParsePrefix("198.51.100.1/24")}
 		}, "-wg-address 198.51.100.1/24: not used with -wg-backend attach, which leaves the interface's addresses alone; drop it"},
+		{"managed prefix host bits", func(c *Config) {
+			c.Device.ManagedPrefixes = []netip.Prefix{netip.MustParsePrefix("198.51.100.1/24")}
+		}, "-wg-managed-prefix 198.51.100.1/24: want a network prefix without host bits, such as 198.51.100.0/24"},
 		{"mtu", func(c *Config) { c.Device.MTU = 100 }, "MTU 100: want 576 to 65535, or 0 for the default"},
 		{"state dir", func(c *Config) { c.StateDir = "" }, `-state-dir "": a directory is needed to keep the device's private key`},
 		{"managed", func(c *Config) { c.Managed.ControlURL = "https://cp.example" }, `-control "https://cp.example": managed mode is not available yet; run the gateway standalone`},

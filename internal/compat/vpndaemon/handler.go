@@ -163,13 +163,6 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeText(w, http.StatusBadRequest, bad.msg)
 		return
 	}
-	if wirefleet.IsKind(err, wirefleet.KindInvalid) {
-		// The device refused what this package let through: still the client's input, and
-		// backends validate a whole change before applying any of it.
-		h.log.Warn("device refused a request's input", "path", r.URL.Path, "err", err)
-		writeText(w, http.StatusBadRequest, "invalid request: "+err.Error())
-		return
-	}
 	h.log.Error("vpn-daemon request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	status := http.StatusInternalServerError
 	if errors.Is(err, errBusy) || wirefleet.IsKind(err, wirefleet.KindUnavailable) {
@@ -177,6 +170,26 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	// The message names the cause without the details meant for the operator's log.
 	writeText(w, status, "internal error: "+http.StatusText(status)+"; see the gateway log")
+}
+
+// failApply answers an error of ApplyPeers. The device refusing what this package let
+// through is still the client's input (an attached, shared interface refuses allowed IPs
+// outside its managed prefixes, or a key that belongs to a peer it does not manage), and
+// backends validate a whole change before applying any of it, so the device is unchanged.
+func (h *Handler) failApply(w http.ResponseWriter, r *http.Request, err error) {
+	var we *wirefleet.Error
+	switch {
+	case !errors.As(err, &we):
+	case we.Kind == wirefleet.KindInvalid:
+		h.log.Warn("device refused a request", "path", r.URL.Path, "err", err)
+		writeText(w, http.StatusBadRequest, "refused by the device: "+we.Error())
+		return
+	case we.Kind == wirefleet.KindConflict:
+		h.log.Warn("device refused a request", "path", r.URL.Path, "err", err)
+		writeText(w, http.StatusConflict, "conflict: "+we.Error())
+		return
+	}
+	h.fail(w, r, err)
 }
 
 var errBusy = errors.New("device busy: too many concurrent changes, retry")

@@ -82,7 +82,7 @@ func (h *Handler) addPeer(w http.ResponseWriter, r *http.Request) {
 	// An upsert: an existing peer keeps its handshake and counters and only gets the new
 	// allowed IPs, so the portal's re-add of every known peer after a failed sync is harmless.
 	if err := h.dev.ApplyPeers(ctx, []wgdev.Peer{peer}, nil); err != nil {
-		h.fail(w, r, fmt.Errorf("add peer %s: %w", peer.PublicKey, err))
+		h.failApply(w, r, fmt.Errorf("add peer %s: %w", peer.PublicKey, err))
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -179,7 +179,7 @@ func (h *Handler) removePeer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := h.dev.ApplyPeers(ctx, nil, []wirefleet.Key{key}); err != nil {
-		h.fail(w, r, fmt.Errorf("remove peer %s: %w", key, err))
+		h.failApply(w, r, fmt.Errorf("remove peer %s: %w", key, err))
 		return
 	}
 	writeJSON(w, http.StatusOK, renderPeer(*found))
