@@ -99,6 +99,7 @@ type Node struct {
 	dbHash     string
 	applied    map[wirefleet.Key]wgdev.Peer
 	forwarding bool
+	refusedLog map[string]time.Time // last log line per refused claim, to rate-limit them
 }
 
 // Deps are the node's adapters, built by the composition root.
@@ -133,7 +134,7 @@ func NewNode(cfg Config, d Deps) (*Node, error) {
 	n := &Node{cfg: cfg, log: d.Logger, dev: d.Device, host: d.Host, conn: d.Conn, sealer: s,
 		id: d.Identity, bindings: d.Bindings, metrics: d.Metrics, now: d.Now,
 		nodes: map[netip.Addr]*nodeState{}, routes: map[netip.Addr]routing.Route{},
-		applied: map[wirefleet.Key]wgdev.Peer{}}
+		applied: map[wirefleet.Key]wgdev.Peer{}, refusedLog: map[string]time.Time{}}
 	n.wgPub = d.WgKey.PublicKey()
 	var local []netip.Addr
 	if d.Host != nil {
@@ -294,6 +295,14 @@ func (n *Node) accept(rec wire.Node, via string) *nodeState {
 // refuse logs and counts a refused claim, at most once per identity and address per minute.
 func (n *Node) refuse(rec wire.Node, via, why string) {
 	n.metrics.refused.Inc()
+	k := rec.WgIP.String() + "/" + idString(rec.Identity)
+	if last, ok := n.refusedLog[k]; ok && n.now().Sub(last) < time.Minute {
+		return
+	}
+	if len(n.refusedLog) > 1024 {
+		clear(n.refusedLog)
+	}
+	n.refusedLog[k] = n.now()
 	n.log.Warn("refused claim", "wg_ip", rec.WgIP, "name", rec.Name, "identity", idString(rec.Identity), "via", via, "reason", why)
 }
 
@@ -304,6 +313,12 @@ func (n *Node) handle(ctx context.Context, m wire.Message, src netip.AddrPort) {
 	viaTunnel := n.cfg.Subnet.Contains(src.Addr())
 	switch m := m.(type) {
 	case wire.Hello:
+		if viaTunnel && src.Addr() != m.Node.WgIP {
+			// WireGuard guarantees a tunnel packet's source is within its peer's allowed IPs;
+			// a node behind a gateway must not speak for the gateway or anyone else
+			n.metrics.dropped.WithLabelValues("spoofed").Inc()
+			return
+		}
 		ns := n.accept(m.Node, src.String())
 		if ns == nil {
 			return
@@ -341,12 +356,12 @@ func (n *Node) handle(ctx context.Context, m wire.Message, src netip.AddrPort) {
 			n.send(tunnelAddr(ns.rec), wire.RouteDBReq{From: n.cfg.WgIP})
 		}
 	case wire.RouteDBReq:
-		if ns := n.nodes[m.From]; ns != nil && ns.direct && viaTunnel {
+		if ns := n.nodes[m.From]; ns != nil && ns.direct && viaTunnel && src.Addr() == m.From {
 			n.send(tunnelAddr(ns.rec), n.routeDB())
 		}
 	case wire.RouteDB:
 		ns := n.nodes[m.From]
-		if ns == nil || !ns.direct || !viaTunnel {
+		if ns == nil || !ns.direct || !viaTunnel || src.Addr() != m.From {
 			return
 		}
 		ns.lastSeen = now
@@ -369,7 +384,7 @@ func (n *Node) handle(ctx context.Context, m wire.Message, src netip.AddrPort) {
 			n.startCandidate(ctx, ns, PathLAN, ep, now)
 		}
 	case wire.Punch:
-		if m.To != n.cfg.WgIP {
+		if m.To != n.cfg.WgIP || !viaTunnel || src.Addr() != m.From {
 			return
 		}
 		ns := n.nodes[m.From]

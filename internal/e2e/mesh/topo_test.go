@@ -30,7 +30,7 @@ var topoSeq atomic.Int64
 
 // topo is one running NAT topology.
 type topo struct {
-	t      *testing.T
+	t      testing.TB
 	prefix string
 	dir    string
 	bin    string
