@@ -125,11 +125,11 @@ func (c Config) parse() (settings, error) {
 	if err := wirefleet.ValidateNetworkName(s.network); err != nil {
 		return s, fmt.Errorf("network name (from -network or -wg-device): %w", err)
 	}
-	if err := (auto.Config{Backend: c.Backend, Name: c.Device}).Validate(); err != nil {
-		return s, fmt.Errorf("-wg-backend: %w", err)
-	}
 	if c.Backend == "attach" {
 		return s, fmt.Errorf("-wg-backend attach is not supported by the enabler: it owns its interface; use auto, kernel or userspace")
+	}
+	if err := (auto.Config{Backend: c.Backend, Name: c.Device}).Validate(); err != nil {
+		return s, fmt.Errorf("-wg-backend: %w", err)
 	}
 	for _, t := range c.APITokens {
 		if len(t) < 16 {
