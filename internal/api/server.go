@@ -9,8 +9,10 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/wirefleet/wirefleet"
@@ -63,10 +65,31 @@ func New(cfg Config) (*Server, error) {
 		s.mux.Handle(rt.method+" "+rt.pattern, s.wrap(rt))
 	}
 	// Unknown paths and methods answer in problem+json too.
-	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		s.writeError(w, r, wirefleet.Errorf(wirefleet.KindNotFound, "no such endpoint: %s %s (see /api/v1/openapi.json)", r.Method, r.URL.Path))
-	})
+	s.mux.HandleFunc("/", s.notFound)
 	return s, nil
+}
+
+// notFound answers unknown paths (404) and known paths with another method (405 with
+// Allow), in problem+json like every other error.
+func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		r2 := r.Clone(r.Context())
+		r2.Method = m
+		if _, pattern := s.mux.Handler(r2); pattern != "/" {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) == 0 {
+		s.writeError(w, r, wirefleet.Errorf(wirefleet.KindNotFound, "no such endpoint: %s %s (see /api/v1/openapi.json)", r.Method, r.URL.Path))
+		return
+	}
+	w.Header().Set("Allow", strings.Join(allow, ", "))
+	writeProblem(w, Problem{
+		Type: problemType(wirefleet.KindInvalid), Title: http.StatusText(http.StatusMethodNotAllowed),
+		Status: http.StatusMethodNotAllowed, Kind: string(wirefleet.KindInvalid),
+		Detail: fmt.Sprintf("%s is not allowed on %s; use %s", r.Method, r.URL.Path, strings.Join(allow, ", ")),
+	})
 }
 
 // ServeHTTP implements http.Handler.
@@ -91,9 +114,13 @@ func (s *Server) wrap(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w}
-		p, err := s.authenticate(r)
-		if err == nil {
-			err = authorize(p, rt.perm)
+		// Public routes ignore credentials: a probe with a stale token must still see health.
+		p, err := Principal{Anonymous: true, Name: "anonymous"}, error(nil)
+		if rt.perm != permPublic {
+			p, err = s.authenticate(r)
+			if err == nil {
+				err = authorize(p, rt.perm)
+			}
 		}
 		if err == nil && rt.scoped {
 			if n := r.PathValue("network"); !p.inScope(n) {
