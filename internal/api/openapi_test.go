@@ -17,7 +17,7 @@ import (
 // registered (same method, same path template).
 func TestOpenAPICoverage(t *testing.T) {
 	var doc struct {
-		OpenAPI string                               `yaml:"openapi"`
+		OpenAPI string                    `yaml:"openapi"`
 		Paths   map[string]map[string]any `yaml:"paths"`
 	}
 	if err := yaml.Unmarshal(openapiYAML, &doc); err != nil {
