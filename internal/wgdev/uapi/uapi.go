@@ -9,13 +9,11 @@
 package uapi
 
 import (
-	"bufio"
-	"bytes"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/wirefleet/wirefleet"
@@ -34,14 +32,28 @@ type State struct {
 // with a zone, far below this.
 const maxLine = 4096
 
-// Parse reads the output of a get operation. It stops at a blank line (the end of a
-// response on a socket); an "errno=N" line with N != 0 is returned as an error.
+// Parse reads the output of a get operation (see ParseString).
 func Parse(r io.Reader) (State, error) {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return State{}, fmt.Errorf("uapi get: read: %w", err)
+	}
+	return ParseString(string(b))
+}
+
+// ParseString parses the output of a get operation. It stops at a blank line (the end of
+// a response on a socket); an "errno=N" line with N != 0 is returned as an error.
+//
+// Keys and values are substrings of in and the peers and their allowed IPs are carved
+// from two allocations sized by counting, so reading 10k peers costs a handful of
+// allocations rather than a few per line.
+func ParseString(in string) (State, error) {
 	var st State
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 256), maxLine)
+	st.Peers = make([]wgdev.PeerStatus, 0, strings.Count(in, "public_key="))
+	ips := make([]netip.Prefix, 0, strings.Count(in, "allowed_ip="))
 	var peer *wgdev.PeerStatus
 	var hsSec, hsNsec int64
+	ipStart := 0
 	flush := func() {
 		if peer == nil {
 			return
@@ -49,48 +61,54 @@ func Parse(r io.Reader) (State, error) {
 		if hsSec != 0 || hsNsec != 0 {
 			peer.LastHandshake = time.Unix(hsSec, hsNsec)
 		}
+		if len(ips) > ipStart {
+			peer.AllowedIPs = ips[ipStart:len(ips):len(ips)]
+		}
 		st.Peers = append(st.Peers, *peer)
-		peer, hsSec, hsNsec = nil, 0, 0
+		peer, hsSec, hsNsec, ipStart = nil, 0, 0, len(ips)
 	}
-	n := 0
-	for sc.Scan() {
-		n++
-		line := sc.Bytes()
-		if len(line) == 0 {
+	var cur wgdev.PeerStatus
+	for n := 1; in != ""; n++ {
+		line, rest, _ := strings.Cut(in, "\n")
+		in = rest
+		if len(line) > maxLine {
+			return State{}, fmt.Errorf("uapi get line %d: longer than %d bytes", n, maxLine)
+		}
+		if line == "" {
 			break
 		}
-		k, v, ok := bytes.Cut(line, []byte{'='})
+		key, val, ok := strings.Cut(line, "=")
 		if !ok {
 			return State{}, fmt.Errorf("uapi get line %d: %q is not key=value", n, line)
 		}
-		key, val := string(k), string(v)
-		if key == "errno" {
+		switch {
+		case key == "errno":
 			if val != "0" {
 				return State{}, fmt.Errorf("uapi get: device answered errno=%s", val)
 			}
-			continue
-		}
-		if key == "public_key" {
+		case key == "public_key":
 			flush()
 			pk, err := parseHexKey(val)
 			if err != nil {
 				return State{}, fmt.Errorf("uapi get line %d: public_key: %w", n, err)
 			}
-			peer = &wgdev.PeerStatus{Peer: wgdev.Peer{PublicKey: pk}}
-			continue
-		}
-		if peer == nil {
+			cur = wgdev.PeerStatus{Peer: wgdev.Peer{PublicKey: pk}}
+			peer = &cur
+		case peer == nil:
 			if err := st.deviceLine(key, val); err != nil {
 				return State{}, fmt.Errorf("uapi get line %d: %w", n, err)
 			}
-			continue
+		case key == "allowed_ip":
+			pr, err := netip.ParsePrefix(val)
+			if err != nil {
+				return State{}, fmt.Errorf("uapi get line %d (peer %s): allowed_ip %q: %w", n, peer.PublicKey, val, err)
+			}
+			ips = append(ips, pr)
+		default:
+			if err := peerLine(peer, &hsSec, &hsNsec, key, val); err != nil {
+				return State{}, fmt.Errorf("uapi get line %d (peer %s): %w", n, peer.PublicKey, err)
+			}
 		}
-		if err := peerLine(peer, &hsSec, &hsNsec, key, val); err != nil {
-			return State{}, fmt.Errorf("uapi get line %d (peer %s): %w", n, peer.PublicKey, err)
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return State{}, fmt.Errorf("uapi get: read: %w", err)
 	}
 	flush()
 	return st, nil
@@ -130,7 +148,8 @@ func peerLine(p *wgdev.PeerStatus, hsSec, hsNsec *int64, key, val string) error 
 			return fmt.Errorf("preshared_key: %w", err)
 		}
 		if !k.IsZero() {
-			p.PresharedKey = &k
+			psk := k // only a set key escapes to the heap
+			p.PresharedKey = &psk
 		}
 	case "endpoint":
 		ap, err := netip.ParseAddrPort(val)
@@ -138,12 +157,6 @@ func peerLine(p *wgdev.PeerStatus, hsSec, hsNsec *int64, key, val string) error 
 			return fmt.Errorf("endpoint %q: %w", val, err)
 		}
 		p.Endpoint = ap
-	case "allowed_ip":
-		pr, err := netip.ParsePrefix(val)
-		if err != nil {
-			return fmt.Errorf("allowed_ip %q: %w", val, err)
-		}
-		p.AllowedIPs = append(p.AllowedIPs, pr)
 	case "last_handshake_time_sec":
 		return parseInt(val, "last_handshake_time_sec", hsSec)
 	case "last_handshake_time_nsec":
@@ -187,8 +200,25 @@ func parseHexKey(s string) (wirefleet.Key, error) {
 	if len(s) != 2*wirefleet.KeyLen {
 		return k, fmt.Errorf("want %d hex digits, got %d", 2*wirefleet.KeyLen, len(s))
 	}
-	if _, err := hex.Decode(k[:], []byte(s)); err != nil {
-		return k, fmt.Errorf("not hex: %w", err)
+	for i := range k {
+		hi, ok1 := unhex(s[2*i])
+		lo, ok2 := unhex(s[2*i+1])
+		if !ok1 || !ok2 {
+			return k, fmt.Errorf("not hex: %q", s)
+		}
+		k[i] = hi<<4 | lo
 	}
 	return k, nil
+}
+
+func unhex(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
 }

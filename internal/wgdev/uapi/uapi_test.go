@@ -3,6 +3,7 @@ package uapi
 import (
 	"bytes"
 	"flag"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -103,7 +104,7 @@ func TestParseErrors(t *testing.T) {
 		{"nsec too big", "public_key=" + strings.Repeat("ab", 32) + "\nlast_handshake_time_nsec=1000000000\n", "below one second"},
 		{"protocol", "public_key=" + strings.Repeat("ab", 32) + "\nprotocol_version=2\n", "protocol_version"},
 		{"errno", "errno=-22\n\n", "errno=-22"},
-		{"long line", "private_key=" + strings.Repeat("a", 5000) + "\n", "token too long"},
+		{"long line", "private_key=" + strings.Repeat("a", 5000) + "\n", "longer than"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -189,4 +190,25 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// BenchmarkParse10k: the get answer of a device with 10k peers.
+func BenchmarkParse10k(b *testing.B) {
+	var s strings.Builder
+	s.WriteString("private_key=" + strings.Repeat("ab", 32) + "\nlisten_port=51820\n")
+	for i := range 10000 {
+		fmt.Fprintf(&s, "public_key=%064x\npreshared_key=%064x\nprotocol_version=1\nendpoint=203.0.113.%d:51820\n", i+1, 0, i%250)
+		fmt.Fprintf(&s, "last_handshake_time_sec=1700000000\nlast_handshake_time_nsec=1\ntx_bytes=%d\nrx_bytes=%d\npersistent_keepalive_interval=25\n", i*100, i*70)
+		fmt.Fprintf(&s, "allowed_ip=198.18.%d.%d/32\nallowed_ip=2001:db8::%x/128\n", i>>8, i&255, i)
+	}
+	s.WriteString("errno=0\n\n")
+	in := s.String()
+	b.SetBytes(int64(len(in)))
+	b.ReportAllocs()
+	for b.Loop() {
+		st, err := ParseString(in)
+		if err != nil || len(st.Peers) != 10000 {
+			b.Fatalf("%d peers, %v", len(st.Peers), err)
+		}
+	}
 }

@@ -2,6 +2,7 @@ package wgdevtest
 
 import (
 	"os"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -11,9 +12,10 @@ import (
 
 // StartWireguardGo runs the stock wireguard-go (Debian's package) in the foreground inside
 // namespace ns, creating the userspace device name there, and waits for its UAPI socket.
-// The process is stopped at cleanup, which removes the device and the socket. Tests of the
-// wgctrl code paths (kernel, attach) drive it as they would a kernel device.
-func StartWireguardGo(t testing.TB, ns *testenv.NetNS, name string) {
+// The process is stopped by the returned function or at cleanup, which removes the device
+// and the socket. Tests of the wgctrl code paths (kernel, attach) drive it as they would a
+// kernel device.
+func StartWireguardGo(t testing.TB, ns *testenv.NetNS, name string) (stop func()) {
 	t.Helper()
 	testenv.RequireTools(t, "wireguard-go")
 	cmd := ns.Command("wireguard-go", "-f", name)
@@ -25,20 +27,24 @@ func StartWireguardGo(t testing.TB, ns *testenv.NetNS, name string) {
 	}
 	exited := make(chan struct{})
 	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
-	})
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-exited:
+			case <-time.After(5 * time.Second):
+				cmd.Process.Kill()
+				<-exited
+			}
+		})
+	}
+	t.Cleanup(stop)
 	sock := "/var/run/wireguard/" + name + ".sock"
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if _, err := os.Stat(sock); err == nil {
-			return
+			return stop
 		}
 		select {
 		case <-exited:
