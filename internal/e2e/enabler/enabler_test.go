@@ -1,0 +1,253 @@
+// Package enabler is the end-to-end test of `wirefleet enabler`: the binary in one
+// namespace with the userspace backend, and a client in another namespace using stock
+// wireguard-go and wg with a configuration built exactly as the upstream enabler's
+// documentation describes, from the answers of GET /keys and POST /client.
+package enabler
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/vishvananda/netns"
+
+	"github.com/wirefleet/wirefleet"
+	"github.com/wirefleet/wirefleet/internal/e2e"
+	"github.com/wirefleet/wirefleet/internal/testenv"
+)
+
+// dialIn returns a DialContext that opens its sockets inside the namespace ns (a socket
+// belongs to the namespace of the thread that creates it); the thread is switched back
+// after, or left locked so that the runtime discards it.
+func dialIn(ns string) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		type result struct {
+			c   net.Conn
+			err error
+		}
+		ch := make(chan result, 1)
+		go func() {
+			runtime.LockOSThread()
+			orig, err := netns.Get()
+			if err != nil {
+				runtime.UnlockOSThread()
+				ch <- result{nil, err}
+				return
+			}
+			defer orig.Close()
+			h, err := netns.GetFromName(ns)
+			if err != nil {
+				ch <- result{nil, err}
+				return
+			}
+			defer h.Close()
+			if err := netns.Set(h); err != nil {
+				ch <- result{nil, err}
+				return
+			}
+			var d net.Dialer
+			c, err := d.DialContext(ctx, network, addr)
+			if netns.Set(orig) == nil {
+				runtime.UnlockOSThread()
+			}
+			ch <- result{c, err}
+		}()
+		r := <-ch
+		return r.c, r.err
+	}
+}
+
+type api struct {
+	t    *testing.T
+	base string
+	hc   *http.Client
+}
+
+func (a api) call(method, path, body string) (int, string) {
+	a.t.Helper()
+	req, err := http.NewRequest(method, a.base+path, strings.NewReader(body))
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := a.hc.Do(req)
+	if err != nil {
+		a.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+const (
+	serverAddr = "203.0.113.1" // underlay, on the veth
+	clientAddr = "203.0.113.2"
+	subnet     = "198.18.7.1/29" // WG_SUBNET: the server's tunnel address
+	tunnelNet  = "198.18.7.0/29" // PEER_ALLOWED_IPS: clients route only the VPN subnet
+	apiPort    = "3000"
+)
+
+func TestEnablerEndToEnd(t *testing.T) {
+	testenv.Privileged(t, "wg", "wireguard-go", "ping")
+	bin := e2e.Binary(t)
+	nsS := testenv.NewNetNS(t, "ens")
+	nsC := testenv.NewNetNS(t, "enc")
+	testenv.Link(t, nsS, serverAddr+"/24", nsC, clientAddr+"/24")
+	devS, devC := testenv.UniqueName("wges"), testenv.UniqueName("wgec")
+	data := t.TempDir()
+	serverKey, err := wirefleet.GeneratePrivateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := []string{
+		"SERVER_IP=" + serverAddr, "WG_SUBNET=" + subnet, "WG_PORT=51820", "API_PORT=" + apiPort,
+		"PEER_ALLOWED_IPS=" + tunnelNet, "WG_PRIVATE_KEY=" + serverKey.String(),
+		"MONGODB_HOST=vpn-db", // upstream's Helm values: accepted and ignored
+	}
+	start := func() *e2e.Process {
+		p := e2e.Start(t, nsS, env, bin, "enabler", "-data", data, "-wg-device", devS, "-wg-backend", "userspace")
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := p.WaitOutput(ctx, "enabler ready"); err != nil {
+			t.Fatalf("%v\n%s", err, p.Output())
+		}
+		return p
+	}
+	srv := start()
+	for _, want := range []string{"no authentication and listens beyond loopback", "ignoring upstream storage settings"} {
+		if !strings.Contains(srv.Output(), want) {
+			t.Errorf("start-up output lacks %q:\n%s", want, srv.Output())
+		}
+	}
+	a := api{t: t, base: "http://" + serverAddr + ":" + apiPort, hc: &http.Client{
+		Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: dialIn(nsC.Name), DisableKeepAlives: true}}}
+
+	// 1. Keys from GET /keys, client from POST /client, as the documentation's steps.
+	code, body := a.call("GET", "/keys", "")
+	var keys struct{ Public, Private, Preshared string }
+	if code != 200 || json.Unmarshal([]byte(body), &keys) != nil {
+		t.Fatalf("GET /keys: %d %s", code, body)
+	}
+	code, body = a.call("POST", "/client", fmt.Sprintf(`{"publicKey":%q,"presharedKey":%q}`, keys.Public, keys.Preshared))
+	var cl struct{ ServerPublicKey, ServerIP, ServerPort, ClientIP, AllowedIPs, Message string }
+	if code != 200 || json.Unmarshal([]byte(body), &cl) != nil {
+		t.Fatalf("POST /client: %d %s", code, body)
+	}
+	if cl.ServerPublicKey != serverKey.PublicKey().String() || cl.ServerIP != serverAddr || cl.ServerPort != "51820" || cl.AllowedIPs != tunnelNet {
+		t.Fatalf("POST /client answer %+v", cl)
+	}
+
+	// 2. The client configuration file, exactly the documentation's template.
+	conf := fmt.Sprintf(`[Interface]
+PrivateKey = %s
+Address = %s
+
+[Peer]
+PublicKey = %s
+PresharedKey = %s
+AllowedIPs = %s
+Endpoint = %s:%s
+PersistentKeepalive = 25
+`, keys.Private, cl.ClientIP, cl.ServerPublicKey, keys.Preshared, cl.AllowedIPs, cl.ServerIP, cl.ServerPort)
+	// 3. Bring it up with stock wireguard-go and wg the way wg-quick does: the device,
+	// `wg setconf` with the wg-quick-only Address line stripped, the address, a route for
+	// each allowed IP.
+	e2e.Start(t, nsC, []string{"WG_PROCESS_FOREGROUND=1"}, "wireguard-go", "-f", devC)
+	sock := filepath.Join("/var/run/wireguard", devC+".sock")
+	e2e.Eventually(t, 10*time.Second, func() error { _, err := os.Stat(sock); return err })
+	t.Cleanup(func() { _ = os.Remove(sock) })
+	var stripped []string
+	for _, l := range strings.Split(conf, "\n") {
+		if !strings.HasPrefix(l, "Address = ") {
+			stripped = append(stripped, l)
+		}
+	}
+	confPath := filepath.Join(t.TempDir(), devC+".conf")
+	if err := os.WriteFile(confPath, []byte(strings.Join(stripped, "\n")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	nsC.Exec(t, "wg", "setconf", devC, confPath)
+	nsC.Exec(t, "ip", "address", "add", cl.ClientIP, "dev", devC)
+	nsC.Exec(t, "ip", "link", "set", devC, "up")
+	for _, r := range strings.Split(cl.AllowedIPs, ",") {
+		nsC.Exec(t, "ip", "route", "add", strings.TrimSpace(r), "dev", devC)
+	}
+	tunnelServer := strings.Split(subnet, "/")[0]
+	ping := func() error {
+		out, err := nsC.Command("ping", "-c", "1", "-W", "1", tunnelServer).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("ping %s: %v: %s", tunnelServer, err, out)
+		}
+		return nil
+	}
+	e2e.Eventually(t, 20*time.Second, ping)
+
+	// /info is what wg show prints on the server (now with handshake and transfer lines);
+	// /info/conf has no secret at all.
+	var got, want string
+	for range 10 {
+		want = nsS.Exec(t, "wg", "show", devS)
+		_, got = a.call("GET", "/info", "")
+		if got == want {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if got != want {
+		t.Errorf("GET /info differs from wg show (-wg +enabler):\n%s", cmp.Diff(want, got))
+	}
+	_, confOut := a.call("GET", "/info/conf", "")
+	for _, secret := range []string{serverKey.String(), keys.Preshared, "PrivateKey", "PresharedKey"} {
+		if strings.Contains(confOut, secret) {
+			t.Errorf("/info/conf leaks %q:\n%s", secret, confOut)
+		}
+	}
+	if !strings.Contains(confOut, "PublicKey = "+keys.Public) {
+		t.Errorf("/info/conf lacks the client:\n%s", confOut)
+	}
+
+	// 4. Disable: the tunnel stops. Enable: it works again.
+	key := fmt.Sprintf(`{"publicKey":%q}`, keys.Public)
+	if code, body := a.call("PUT", "/client/disable", key); code != 204 {
+		t.Fatalf("disable: %d %s", code, body)
+	}
+	e2e.Eventually(t, 10*time.Second, func() error {
+		if ping() == nil {
+			return fmt.Errorf("ping still answered after disable")
+		}
+		return nil
+	})
+	if code, body := a.call("PUT", "/client/enable", key); code != 204 {
+		t.Fatalf("enable: %d %s", code, body)
+	}
+	e2e.Eventually(t, 40*time.Second, ping)
+
+	// 5. Restart the enabler: the client is restored from the store and works again.
+	if err := srv.Stop(10 * time.Second); err != nil {
+		t.Logf("enabler exit: %v", err)
+	}
+	srv = start()
+	e2e.Eventually(t, 45*time.Second, ping)
+	if out := srv.Output(); strings.Contains(out, serverKey.String()) || strings.Contains(out, keys.Preshared) {
+		t.Errorf("the enabler logged a secret:\n%s", out)
+	}
+	// 6. Delete: gone from the device, the tunnel stops.
+	if code, body := a.call("DELETE", "/client", key); code != 200 || body != "" {
+		t.Fatalf("delete: %d %q", code, body)
+	}
+	if strings.Contains(nsS.Exec(t, "wg", "show", devS, "peers"), keys.Public) {
+		t.Error("deleted client still on the server's device")
+	}
+}
