@@ -207,8 +207,13 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 		writeText(w, http.StatusInternalServerError, "internal error: encoding the response failed")
 		return
 	}
+	writeRawJSON(w, status, buf.Bytes())
+}
+
+// writeRawJSON answers an already encoded JSON body, with its length (no chunking).
+func writeRawJSON(w http.ResponseWriter, status int, body []byte) {
 	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
-	_, _ = w.Write(buf.Bytes())
+	_, _ = w.Write(body)
 }
