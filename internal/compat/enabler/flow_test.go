@@ -49,23 +49,10 @@ type stack struct {
 
 func startStack(t *testing.T, dir, subnet string, open deviceOpener) *stack {
 	t.Helper()
-	ctx := context.Background()
 	s := &stack{t: t, dir: dir, network: "wg0", open: open}
-	st, err := sqlite.Open(ctx, filepath.Join(dir, "wirefleet.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.st = st
-	s.svc = control.New(st, control.Options{})
-	n, err := s.svc.GetNetwork(ctx, s.network)
-	if wirefleet.IsKind(err, wirefleet.KindNotFound) {
-		ka := 25
-		n, err = s.svc.CreateNetwork(ctx, control.NetworkInput{Name: s.network, IPv4: netip.MustParsePrefix(subnet),
-			Keepalive: &ka, Allocation: wirefleet.AllocRandom})
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, svc, n := openStore(t, dir, subnet)
+	s.st, s.svc = st, svc
+	ctx := context.Background()
 	s.dev = open(t, n)
 	s.gw = enabler.NewLocalGateway(s.svc, s.dev, s.network, nil)
 	if _, err := s.gw.Reconcile(ctx); err != nil {
@@ -96,6 +83,29 @@ func (s *stack) stop() {
 func (s *stack) restart() *stack {
 	s.stop()
 	return startStack(s.t, s.dir, "", s.open)
+}
+
+// openStore opens the real SQLite store in dir with the real service layer, creating the
+// network wg0 on subnet unless it exists.
+func openStore(tb testing.TB, dir, subnet string) (*sqlite.Store, *control.Service, wirefleet.Network) {
+	tb.Helper()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "wirefleet.db"), sqlite.Options{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	svc := control.New(st, control.Options{})
+	n, err := svc.GetNetwork(ctx, "wg0")
+	if wirefleet.IsKind(err, wirefleet.KindNotFound) {
+		ka := 25
+		n, err = svc.CreateNetwork(ctx, control.NetworkInput{Name: "wg0", IPv4: netip.MustParsePrefix(subnet),
+			Keepalive: &ka, Allocation: wirefleet.AllocRandom})
+	}
+	if err != nil {
+		_ = st.Close()
+		tb.Fatal(err)
+	}
+	return st, svc, n
 }
 
 type reply struct {
@@ -174,7 +184,7 @@ func msg(m string) string {
 
 // memoryDevice is for the unprivileged pass only: the store, the service and HTTP are real,
 // the device is the in-memory fake; TestFlowUserspace runs the same flow on a real device.
-func memoryDevice(t *testing.T, n wirefleet.Network) wgdev.Device {
+func memoryDevice(_ *testing.T, n wirefleet.Network) wgdev.Device {
 	d := wgdevtest.NewMemory("wg0")
 	_ = d.Configure(context.Background(), wgdev.Interface{PrivateKey: new(n.PrivateKey.Reveal()), Addresses: []netip.Prefix{n.IPv4}})
 	return d
