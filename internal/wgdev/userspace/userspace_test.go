@@ -150,3 +150,29 @@ func TestPrefixMovesBetweenPeers(t *testing.T) {
 	}
 	wgdevtest.WantPeers(t, d, []wgdev.Peer{a, b})
 }
+
+// After Close every call fails as unavailable (the gateway maps that to 503), and a second
+// Close is harmless.
+func TestClosed(t *testing.T) {
+	testenv.Privileged(t)
+	ns := testenv.NewNetNS(t, "wfu")
+	d := open(t, ns, userspace.Config{})
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := d.ApplyPeers(ctx, wgdevtest.MakePeers(t, 1, 1), nil); !wirefleet.IsKind(err, wirefleet.KindUnavailable) {
+		t.Errorf("ApplyPeers after Close: %v, want KindUnavailable", err)
+	}
+	if _, err := d.Peers(ctx); !wirefleet.IsKind(err, wirefleet.KindUnavailable) {
+		t.Errorf("Peers after Close: %v, want KindUnavailable", err)
+	}
+	if _, err := d.Info(ctx); !wirefleet.IsKind(err, wirefleet.KindUnavailable) {
+		t.Errorf("Info after Close: %v, want KindUnavailable", err)
+	}
+	select {
+	case <-d.Wait():
+	case <-time.After(5 * time.Second):
+		t.Error("wireguard-go still running after Close")
+	}
+}
