@@ -23,7 +23,7 @@ func init() {
 // 1:1, and ignored (Wirefleet has its own store).
 var enablerIgnoredEnv = []string{"MONGODB_HOST", "MONGODB_PORT", "MONGODB_USER", "MONGODB_PASS", "LTSE", "LTSE_URL", "LTSE_INDEX"}
 
-func runEnabler(ctx context.Context, args []string, _, stderr io.Writer) error {
+func runEnabler(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	def := enabler.Default()
 	fs := newFlagSet("enabler", "[flags]  (configured like upstream, by environment variables)", stderr)
 	data := fs.String("data", envDefault("WIREFLEET_DATA", def.DataDir), "`DIR` of the store [WIREFLEET_DATA]")
@@ -36,6 +36,7 @@ func runEnabler(ctx context.Context, args []string, _, stderr io.Writer) error {
 	device := fs.String("wg-device", envDefault("WG_DEVICE", def.Device), "WireGuard interface name [WG_DEVICE]")
 	backend := fs.String("wg-backend", envDefault("WG_BACKEND", def.Backend), "WireGuard backend: auto, kernel or userspace [WG_BACKEND]")
 	network := fs.String("network", envDefault("WIREFLEET_NETWORK", ""), "Wirefleet network name; empty: the device name [WIREFLEET_NETWORK]")
+	rest := fs.String("rest-listen", envDefault("REST_LISTEN", ""), "also serve the Wirefleet REST API (/api/v1) on this `host:port`; empty: off [REST_LISTEN]")
 	tokenFile := fs.String("api-token-file", envDefault("API_TOKEN_FILE", ""), "`FILE` with bearer tokens, one a line, that turn API auth on [API_TOKEN_FILE]")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -47,6 +48,7 @@ func runEnabler(ctx context.Context, args []string, _, stderr io.Writer) error {
 	cfg.DataDir, cfg.APIPort, cfg.ListenHost, cfg.ServerIP = *data, *apiPort, *host, *serverIP
 	cfg.Subnet, cfg.WGPort, cfg.AllowedIPs = *subnet, *wgPort, *allowed
 	cfg.Device, cfg.Backend, cfg.Network = *device, *backend, *network
+	cfg.RESTListen, cfg.Stdout = *rest, stdout
 	// WG_PRIVATE_KEY stays out of the flags: a key on a command line is visible to every
 	// local user in the process list.
 	cfg.PrivateKey = os.Getenv("WG_PRIVATE_KEY")

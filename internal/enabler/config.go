@@ -9,6 +9,7 @@ package enabler
 
 import (
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -37,6 +38,12 @@ type Config struct {
 	// APITokens turn bearer-token auth on (off by default, as upstream has none). When on,
 	// the control plane's admin/operator tokens scoped to the network are accepted too.
 	APITokens []string
+	// RESTListen, when set, also serves the Wirefleet REST API (/api/v1) on this host:port,
+	// on the same store: the enabler's clients are ordinary peers there. On the first start
+	// with it (no token in the store yet) an admin token is created and printed once.
+	RESTListen string
+	// Stdout receives the one-time admin token.
+	Stdout io.Writer
 	// IgnoredEnv lists upstream variables that were set but mean nothing here (MongoDB,
 	// LTSE): logged once so that an operator knows.
 	IgnoredEnv []string
@@ -130,6 +137,11 @@ func (c Config) parse() (settings, error) {
 	}
 	if err := (auto.Config{Backend: c.Backend, Name: c.Device}).Validate(); err != nil {
 		return s, fmt.Errorf("-wg-backend: %w", err)
+	}
+	if c.RESTListen != "" {
+		if _, _, err := net.SplitHostPort(c.RESTListen); err != nil {
+			return s, fmt.Errorf("-rest-listen %q is not host:port (like 127.0.0.1:8080): %v", c.RESTListen, err)
+		}
 	}
 	for _, t := range c.APITokens {
 		if len(t) < 16 {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/wirefleet/wirefleet"
+	"github.com/wirefleet/wirefleet/internal/api"
 	"github.com/wirefleet/wirefleet/internal/compat/enabler"
 	"github.com/wirefleet/wirefleet/internal/control"
 	"github.com/wirefleet/wirefleet/internal/store/sqlite"
@@ -85,20 +86,31 @@ func Run(ctx context.Context, cfg Config) error {
 		log.Warn("the enabler API has no authentication and listens beyond loopback: anyone who reaches it can add VPN clients; set API_TOKEN (or -api-token-file) or restrict access with a network policy", "listen", ln.Addr().String())
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}
+	servers := []served{{srv, ln, "enabler API"}}
+	if cfg.RESTListen != "" {
+		rest, err := restServer(ctx, svc, cfg, log)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		servers = append(servers, rest)
+	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errc := make(chan error, 3)
+	errc := make(chan error, 2+len(servers))
 	wg.Go(func() { errc <- svc.Run(ctx) })
 	wg.Go(func() { errc <- gw.Run(ctx) })
-	wg.Go(func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			errc <- fmt.Errorf("serve the enabler API: %w", err)
-			return
-		}
-		errc <- nil
-	})
+	for _, sv := range servers {
+		wg.Go(func() {
+			if err := sv.srv.Serve(sv.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("serve the %s: %w", sv.what, err)
+				return
+			}
+			errc <- nil
+		})
+	}
 	log.Info("enabler ready", "listen", ln.Addr().String(), "device", cfg.Device, "network", s.network,
 		"subnet", n.IPv4.String(), "server_public_key", n.PublicKey.String(), "auth", h.AuthEnabled())
 
@@ -110,7 +122,9 @@ func Run(ctx context.Context, cfg Config) error {
 	cancel()
 	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer scancel()
-	_ = srv.Shutdown(sctx)
+	for _, sv := range servers {
+		_ = sv.srv.Shutdown(sctx)
+	}
 	wg.Wait()
 	return runErr
 }
@@ -176,4 +190,42 @@ func storeTokenAuth(svc *control.Service, network string) func(context.Context, 
 func isLoopback(a net.Addr) bool {
 	ta, ok := a.(*net.TCPAddr)
 	return ok && ta.IP.IsLoopback()
+}
+
+// served is one HTTP server with its listener.
+type served struct {
+	srv  *http.Server
+	ln   net.Listener
+	what string
+}
+
+// restServer builds the optional /api/v1 listener. With no token in the store yet, it
+// creates an admin token and prints it once (only its hash is kept).
+func restServer(ctx context.Context, svc *control.Service, cfg Config, log *slog.Logger) (served, error) {
+	h, err := api.New(api.Config{Service: svc, Logger: log})
+	if err != nil {
+		return served{}, fmt.Errorf("build the REST API: %w", err)
+	}
+	toks, err := svc.ListTokens(ctx)
+	if err != nil {
+		return served{}, fmt.Errorf("list API tokens: %w", err)
+	}
+	if len(toks) == 0 {
+		_, secret, err := svc.CreateToken(ctx, control.TokenInput{Name: "enabler admin", Roles: []wirefleet.Role{wirefleet.RoleAdmin}})
+		if err != nil {
+			return served{}, fmt.Errorf("create the first admin token: %w", err)
+		}
+		out := cfg.Stdout
+		if out == nil {
+			out = os.Stdout
+		}
+		fmt.Fprintf(out, "REST API admin token (shown once, keep it): %s\n", secret)
+	}
+	ln, err := net.Listen("tcp", cfg.RESTListen)
+	if err != nil {
+		return served{}, fmt.Errorf("listen on %s (-rest-listen): %w", cfg.RESTListen, err)
+	}
+	log.Info("REST API listening", "listen", ln.Addr().String())
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	return served{srv, ln, "REST API"}, nil
 }

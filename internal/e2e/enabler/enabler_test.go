@@ -75,9 +75,17 @@ type api struct {
 
 func (a api) call(method, path, body string) (int, string) {
 	a.t.Helper()
+	return a.authCall("", method, path, body)
+}
+
+func (a api) authCall(token, method, path, body string) (int, string) {
+	a.t.Helper()
 	req, err := http.NewRequest(method, a.base+path, strings.NewReader(body))
 	if err != nil {
 		a.t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
@@ -117,7 +125,7 @@ func TestEnablerEndToEnd(t *testing.T) {
 		"MONGODB_HOST=vpn-db", // upstream's Helm values: accepted and ignored
 	}
 	start := func() *e2e.Process {
-		p := e2e.Start(t, nsS, env, bin, "enabler", "-data", data, "-wg-device", devS, "-wg-backend", "userspace")
+		p := e2e.Start(t, nsS, env, bin, "enabler", "-data", data, "-wg-device", devS, "-wg-backend", "userspace", "-rest-listen", "127.0.0.1:8080")
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
 		if err := p.WaitOutput(ctx, "enabler ready"); err != nil {
@@ -133,6 +141,15 @@ func TestEnablerEndToEnd(t *testing.T) {
 	}
 	a := api{t: t, base: "http://" + serverAddr + ":" + apiPort, hc: &http.Client{
 		Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: dialIn(nsC.Name), DisableKeepAlives: true}}}
+	// The Wirefleet REST API on the same store (loopback of the server's namespace), with
+	// the admin token printed once on the first start.
+	_, tok, ok := strings.Cut(srv.Output(), "REST API admin token (shown once, keep it): ")
+	tok, _, _ = strings.Cut(tok, "\n")
+	if !ok || !strings.HasPrefix(tok, "wft_") {
+		t.Fatalf("no admin token in the output:\n%s", srv.Output())
+	}
+	rest := api{t: t, base: "http://127.0.0.1:8080", hc: &http.Client{
+		Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: dialIn(nsS.Name), DisableKeepAlives: true}}}
 
 	// 1. Keys from GET /keys, client from POST /client, as the documentation's steps.
 	code, body := a.call("GET", "/keys", "")
@@ -147,6 +164,11 @@ func TestEnablerEndToEnd(t *testing.T) {
 	}
 	if cl.ServerPublicKey != serverKey.PublicKey().String() || cl.ServerIP != serverAddr || cl.ServerPort != "51820" || cl.AllowedIPs != tunnelNet {
 		t.Fatalf("POST /client answer %+v", cl)
+	}
+
+	// The client is an ordinary peer of the network in the REST API.
+	if code, body := rest.authCall(tok, "GET", "/api/v1/networks/"+devS+"/peers", ""); code != 200 || !strings.Contains(body, keys.Public) {
+		t.Errorf("GET /api/v1/networks/%s/peers: %d %s", devS, code, body)
 	}
 
 	// 2. The client configuration file, exactly the documentation's template.
@@ -243,7 +265,19 @@ PersistentKeepalive = 25
 	if out := srv.Output(); strings.Contains(out, serverKey.String()) || strings.Contains(out, keys.Preshared) {
 		t.Errorf("the enabler logged a secret:\n%s", out)
 	}
-	// 6. Delete: gone from the device, the tunnel stops.
+	// 6. A change through the REST API reaches the device too (the op log is followed).
+	urlKey := strings.NewReplacer("+", "-", "/", "_").Replace(keys.Public)
+	if code, body := rest.authCall(tok, "POST", "/api/v1/networks/"+devS+"/peers/"+urlKey+"/disable", ""); code/100 != 2 {
+		t.Fatalf("REST disable: %d %s", code, body)
+	}
+	e2e.Eventually(t, 10*time.Second, func() error {
+		if ping() == nil {
+			return fmt.Errorf("ping still answered after a disable through /api/v1")
+		}
+		return nil
+	})
+
+	// 7. Delete (of a disabled client): gone from the device.
 	if code, body := a.call("DELETE", "/client", key); code != 200 || body != "" {
 		t.Fatalf("delete: %d %q", code, body)
 	}
