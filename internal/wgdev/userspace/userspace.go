@@ -24,6 +24,7 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -58,7 +59,12 @@ type Config struct {
 	MTU        int // 0: DefaultMTU
 	// NetNS, when set, is the network namespace (a name under /run/netns or a path) in which
 	// the interface and the UDP socket are created; tests use it to keep the host clean.
-	// Empty: the caller's namespace.
+	// Empty: the caller's namespace (production: run the process in the namespace instead,
+	// e.g. `ip netns exec`). Limits of NetNS, because wireguard-go's own goroutines run in
+	// the caller's namespace: a listen port changed through the UAPI socket (wg set) or an
+	// interface taken down and up by someone else rebinds the UDP socket in the caller's
+	// namespace, and wireguard-go does not follow MTU changes (Configure through this
+	// package rebinds correctly).
 	NetNS  string
 	Logger *slog.Logger // nil: slog.Default()
 }
@@ -98,8 +104,11 @@ var _ wgdev.Device = (*Device)(nil)
 // Open creates the TUN interface and the WireGuard device, serves the UAPI socket, applies
 // the key, port, addresses and MTU, and sets the interface up.
 func Open(ctx context.Context, cfg Config) (_ *Device, err error) {
-	if cfg.Name == "" || len(cfg.Name) > 15 {
-		return nil, wirefleet.Errorf(wirefleet.KindInvalid, "interface name %q must be 1 to 15 bytes", cfg.Name)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if cfg.Name == "" || len(cfg.Name) > 15 || strings.ContainsAny(cfg.Name, "/ \t\n") {
+		return nil, wirefleet.Errorf(wirefleet.KindInvalid, "interface name %q must be 1 to 15 bytes without '/' or spaces", cfg.Name)
 	}
 	if cfg.MTU == 0 {
 		cfg.MTU = DefaultMTU

@@ -13,7 +13,7 @@ type watchConn struct {
 	net.Conn
 	dirty   *atomic.Bool
 	pending []byte // bytes of an incomplete "get=1\n\n"
-	wrote   bool
+	changed bool   // the client sent something other than a get
 }
 
 const getOp = "get=1\n\n"
@@ -25,7 +25,7 @@ func (c *watchConn) Read(p []byte) (int, error) {
 			c.pending = make([]byte, 0, len(getOp))
 		}
 		if b != getOp[len(c.pending)] {
-			c.wrote = true
+			c.changed = true
 			c.dirty.Store(true)
 			c.pending = c.pending[:0]
 			continue
@@ -40,7 +40,7 @@ func (c *watchConn) Read(p []byte) (int, error) {
 
 func (c *watchConn) Write(p []byte) (int, error) {
 	n, err := c.Conn.Write(p)
-	if c.wrote {
+	if c.changed {
 		c.dirty.Store(true)
 	}
 	return n, err
