@@ -699,7 +699,9 @@ func (n *Node) step(ctx context.Context) {
 			}
 			continue
 		}
-		if _, routed := n.routes[ns.rec.WgIP]; !routed || ns.rec.Identity == nil {
+		if _, routed := n.routes[ns.rec.WgIP]; !routed || ns.rec.Identity == nil || n.cfg.Existing {
+			// on an attached (shared) interface a peer must hold an address inside the
+			// subnet, so a candidate without allowed IPs cannot exist: direct and relay only
 			continue
 		}
 		n.tryPaths(ns, now)

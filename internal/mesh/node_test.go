@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"slices"
 	"sync"
 	"testing"
@@ -406,4 +407,41 @@ func wireNode(name string, ip netip.Addr, id ed25519.PrivateKey) wire.Node {
 	n := wire.Node{Name: name, WgIP: ip, WgKey: k.PublicKey(), KeyTime: 1, WgPort: 1, AdminPort: 2}
 	n.Sign(id)
 	return n
+}
+
+func TestControlSocket(t *testing.T) {
+	w := threeNodes(t)
+	p := w.nodes["p"]
+	// unix socket paths are limited to ~108 bytes: use a short directory
+	dir, err := os.MkdirTemp("", "wfm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	p.cfg.StateDir = dir
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.ServeControl(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	c := NewClient(dir)
+	var st Status
+	for range 100 {
+		if st, err = c.Status(ctx); err == nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Node.Name != "p" || len(st.Peers) != 2 {
+		t.Fatalf("status over the socket: %+v", st)
+	}
+	was, err := c.Forget(ctx, netip.MustParseAddr("198.51.100.1"))
+	if err != nil || !was {
+		t.Fatalf("Forget = %v, %v", was, err)
+	}
+	if _, ok := p.bindings.Lookup(netip.MustParseAddr("198.51.100.1")); ok {
+		t.Fatal("binding still there after forget over the socket")
+	}
 }

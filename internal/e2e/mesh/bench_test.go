@@ -93,7 +93,7 @@ func BenchmarkAdminTraffic(b *testing.B) {
 			for b.Loop() {
 				lan.startAll(b)
 				pollTB(b, 30*time.Second, lan.allDirect)
-				time.Sleep(2 * time.Second) // let the convergence burst settle
+				time.Sleep(10 * time.Second) // let the convergence burst (route databases, endpoint updates) settle
 				before := lan.sentBytes(b)
 				time.Sleep(window)
 				perNode += (lan.sentBytes(b) - before) / float64(n) * float64(time.Minute) / float64(window)

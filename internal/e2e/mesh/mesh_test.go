@@ -18,7 +18,8 @@ func TestMeshNAT(t *testing.T) {
 	t.Parallel()
 	tp := newTopo(t, "")
 	start := time.Now()
-	for _, n := range []string{"p", "a", "b", "c"} {
+	tp.start("p", "--metrics-listen", "127.0.0.1:9586")
+	for _, n := range []string{"a", "b", "c"} {
 		tp.start(n)
 	}
 	took := eventually(t, 15*time.Second, func() error { return tp.allPairs("a", "b", "c", "p") })
@@ -83,6 +84,18 @@ func TestMeshNAT(t *testing.T) {
 			if err := tp.ping(n, wgIPs["a"]); err != nil {
 				t.Fatal(err)
 			}
+		}
+		metrics, err := tp.ns("p").Command("curl", "-sf", "http://127.0.0.1:9586/metrics").Output()
+		if err != nil {
+			t.Fatalf("metrics of P: %v", err)
+		}
+		for _, want := range []string{"wirefleet_mesh_refused_claims_total ", `wirefleet_mesh_nodes{path="direct"} 3`, `wirefleet_mesh_admin_bytes_total{direction="sent"}`} {
+			if !strings.Contains(string(metrics), want) {
+				t.Errorf("P's metrics lack %q", want)
+			}
+		}
+		if strings.Contains(string(metrics), "wirefleet_mesh_refused_claims_total 0\n") {
+			t.Error("P's refused-claims counter is 0")
 		}
 		st, err := tp.status("b", tp.stateDir("mallory"))
 		if err != nil {

@@ -50,7 +50,7 @@ func topologyScript(t *testing.T) string {
 // on the machine, and tears it down in cleanup.
 func newTopo(t *testing.T, symmetric string) *topo {
 	t.Helper()
-	testenv.Privileged(t, "nft", "ping", "sysctl")
+	testenv.Privileged(t, "nft", "ping", "sysctl", "curl")
 	prefix := fmt.Sprintf("m%d%d", os.Getpid()%100000, topoSeq.Add(1))
 	script := topologyScript(t)
 	args := []string{"up", "--prefix", prefix}
