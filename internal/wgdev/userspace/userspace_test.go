@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/netip"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -174,5 +175,31 @@ func TestClosed(t *testing.T) {
 	case <-d.Wait():
 	case <-time.After(5 * time.Second):
 		t.Error("wireguard-go still running after Close")
+	}
+}
+
+// The production path: no NetNS, the device in the process's own namespace (the gateway
+// runs under `ip netns exec` in the end-to-end tests). No addresses, to leave the host's
+// routing alone.
+func TestCallersNamespace(t *testing.T) {
+	testenv.Privileged(t)
+	name := testenv.UniqueName("wft")
+	d, err := userspace.Open(context.Background(), userspace.Config{Name: name, Logger: wgdevtest.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		d.Close()
+		if out, err := exec.Command("ip", "link", "show", name).CombinedOutput(); err == nil {
+			t.Errorf("interface %s still there after Close:\n%s", name, out)
+		}
+	}()
+	peers := wgdevtest.MakePeers(t, 1, 2)
+	if err := d.ApplyPeers(context.Background(), peers, nil); err != nil {
+		t.Fatal(err)
+	}
+	wgdevtest.WantPeers(t, d, peers)
+	if out := testenv.Run(t, "ip", "-o", "link", "show", name); !strings.Contains(out, "UP") {
+		t.Errorf("interface not up: %s", out)
 	}
 }
