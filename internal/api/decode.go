@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -76,17 +75,15 @@ func jsonError(err error) error {
 	}
 }
 
-// writeJSON writes v with status.
+// writeJSON writes v with status, compact (the CLI pretty-prints; big lists stay small).
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(v); err != nil {
+	b, err := json.Marshal(v)
+	if err != nil {
 		writeProblem(w, Problem{Type: problemType(wirefleet.KindInternal), Title: "Internal Server Error",
 			Status: 500, Kind: string(wirefleet.KindInternal), Detail: fmt.Sprintf("encode response: %v", err)})
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_, _ = w.Write(b.Bytes())
+	_, _ = w.Write(append(b, '\n'))
 }

@@ -1,6 +1,8 @@
 package api
 
 import (
+	"bufio"
+	"encoding/json"
 	"net/http"
 	"strconv"
 	"strings"
@@ -46,12 +48,33 @@ func (s *Server) listPeers(w http.ResponseWriter, r *http.Request, _ Principal) 
 	if err != nil {
 		return err
 	}
-	out := wire.PeerList{Items: make([]wire.Peer, len(page.Peers)), NextCursor: page.NextCursor}
-	for i, p := range page.Peers {
-		out.Items[i] = wire.PeerFrom(p)
-	}
-	writeJSON(w, http.StatusOK, out)
+	writePeerList(w, page)
 	return nil
+}
+
+// writePeerList streams a page as wire.PeerList one peer at a time, so that a page of 100k
+// peers never exists twice in memory (once as structs, once as a JSON buffer).
+func writePeerList(w http.ResponseWriter, page control.PeerPage) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	bw := bufio.NewWriterSize(w, 32<<10)
+	bw.WriteString(`{"items":[`)
+	var buf []byte
+	for i, p := range page.Peers {
+		if i > 0 {
+			bw.WriteByte(',')
+		}
+		buf = wire.AppendPeerJSON(buf[:0], p)
+		bw.Write(buf)
+	}
+	bw.WriteString(`]`)
+	if page.NextCursor != "" {
+		c, _ := json.Marshal(page.NextCursor)
+		bw.WriteString(`,"next_cursor":`)
+		bw.Write(c)
+	}
+	bw.WriteString("}\n")
+	_ = bw.Flush()
 }
 
 func boolParam(v, name string) (*bool, error) {
