@@ -71,3 +71,20 @@ func TestSettings(t *testing.T) {
 		t.Errorf("unparseable PEER_ALLOWED_IPS: routes %v err %v (want none and no error: it is echoed verbatim)", s.routes, err)
 	}
 }
+
+// FuzzParseSubnet: WG_SUBNET is outside input; whatever it accepts leaves room for clients
+// and is a host address of an IPv4 subnet.
+func FuzzParseSubnet(f *testing.F) {
+	for _, s := range []string{"192.168.2.1/24", "198.51.100.0/24", "198.51.100.255/24", "198.51.100.1/31", "2001:db8::1/64", "::ffff:1.2.3.4/120", " 198.51.100.1/30 ", "1.2.3.4", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		p, err := ParseSubnet(s)
+		if err != nil {
+			return
+		}
+		if !p.Addr().Is4() || p.Bits() > 30 || p.Addr() == p.Masked().Addr() || p.Addr() == broadcast(p) {
+			t.Fatalf("accepted %q as %s", s, p)
+		}
+	})
+}

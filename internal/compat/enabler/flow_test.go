@@ -444,3 +444,25 @@ func TestConcurrentCreates(t *testing.T) {
 		}
 	}
 }
+
+// TestCapacityInterfaceNotFirst: the interface address may be any host of WG_SUBNET; it is
+// never handed out and capacity stays size - 3 (here .1, .2, .4, .5, .6 around .3).
+func TestCapacityInterfaceNotFirst(t *testing.T) {
+	s := startStack(t, t.TempDir(), "198.51.100.3/29", memoryDevice)
+	got := map[string]bool{}
+	for range 5 {
+		k := s.keys()
+		r, c := s.create(k.Public, "")
+		if r.Status != 200 || got[c.ClientIP] {
+			t.Fatalf("create: %+v %+v (have %v)", r, c, got)
+		}
+		got[c.ClientIP] = true
+	}
+	want := map[string]bool{"198.51.100.1/32": true, "198.51.100.2/32": true, "198.51.100.4/32": true, "198.51.100.5/32": true, "198.51.100.6/32": true}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("addresses handed out (-want +got):\n%s", diff)
+	}
+	if r, _ := s.create(s.keys().Public, ""); r.Status != 400 || !strings.Contains(r.Body, "Maximum number of clients reached") {
+		t.Errorf("sixth client: %+v", r)
+	}
+}
