@@ -7,6 +7,18 @@
 // is given, so one change costs O(1) on the device whatever the number of peers, and a peer
 // whose allowed IPs change never passes through a state with none (new prefixes are added
 // before stale ones are removed).
+//
+// Sub-packages:
+//   - auto: the selector the composition roots call (auto|kernel|userspace|attach).
+//   - kernel, userspace, attach: the backends (the concrete adapters).
+//   - ctrl: peer apply/read through wgctrl, shared by kernel and attach.
+//   - link: addresses, MTU and state of the interface through netlink; network namespaces.
+//   - uapi: the UAPI text protocol (parse "get", build "set").
+//   - wgdevtest: the in-memory fake, the conformance suite, and a stock wireguard-go
+//     launcher for tests.
+//
+// This package also holds what every backend checks the same way: ValidatePeers, and
+// Ownership (which peers an attached process may touch).
 package wgdev
 
 import (
