@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/wirefleet/wirefleet"
 	"github.com/wirefleet/wirefleet/internal/wgdev"
@@ -70,5 +71,24 @@ func TestDeviceErrors(t *testing.T) {
 				t.Errorf("/i/node with a failing device: %d %s", r.status, r.body)
 			}
 		})
+	}
+}
+
+// TestBusyAnswers503 holds the write lock past the device budget: the waiting request is
+// answered 503 within the budget and has not touched the device.
+func TestBusyAnswers503(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.DeviceTimeout = 50 * time.Millisecond })
+	f.h.writes <- struct{}{} // another change in progress
+	start := time.Now()
+	r := f.do(t, http.MethodPost, "/w/add_peer", portalForm(keyA, "198.51.100.9/32"))
+	<-f.h.writes
+	if r.status != http.StatusServiceUnavailable {
+		t.Errorf("status %d %q, want 503", r.status, r.body)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("answered after %v, want about the 50 ms budget", took)
+	}
+	if n := len(f.peers(t)); n != 0 || f.dev.Applies() != 0 {
+		t.Errorf("device touched by a request that timed out waiting: %d peers, %d applies", n, f.dev.Applies())
 	}
 }

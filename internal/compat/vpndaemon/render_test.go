@@ -103,4 +103,3 @@ func FuzzAppendPeer(f *testing.F) {
 		checkAppendPeer(t, p)
 	})
 }
-

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,6 +30,7 @@ func TestConcurrentRequestsRealDevice(t *testing.T) {
 	const n = 300
 	want := map[string]string{} // key → allowed IPs as wg shows them
 	var wantMu sync.Mutex
+	var retries atomic.Int64
 	var wg sync.WaitGroup
 	errs := make(chan error, 3*n)
 	for i := range n {
@@ -52,22 +54,35 @@ func TestConcurrentRequestsRealDevice(t *testing.T) {
 				wantMu.Unlock()
 			}
 			for _, s := range steps {
-				req, _ := http.NewRequest(http.MethodPost, "http://"+apiAddr+s.path, strings.NewReader(s.body))
-				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-				resp, err := client.Do(req)
-				if err != nil {
-					errs <- fmt.Errorf("%s: %v", s.path, err)
-					return
-				}
-				resp.Body.Close()
-				if resp.StatusCode/100 != 2 {
-					errs <- fmt.Errorf("%s %s: status %d", s.path, s.body, resp.StatusCode)
+				// 503 means the request waited for the device longer than its budget and
+				// changed nothing (a loaded 2-core CI machine); the portal retries on its next
+				// sync, this test a few times. Any other failure is one.
+				for attempt := 1; ; attempt++ {
+					req, _ := http.NewRequest(http.MethodPost, "http://"+apiAddr+s.path, strings.NewReader(s.body))
+					req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+					resp, err := client.Do(req)
+					if err != nil {
+						errs <- fmt.Errorf("%s: %v", s.path, err)
+						return
+					}
+					resp.Body.Close()
+					if resp.StatusCode == http.StatusServiceUnavailable && attempt < 5 {
+						retries.Add(1)
+						continue
+					}
+					if resp.StatusCode/100 != 2 {
+						errs <- fmt.Errorf("%s %s: status %d", s.path, s.body, resp.StatusCode)
+					}
+					break
 				}
 			}
 		})
 	}
 	wg.Wait()
 	close(errs)
+	if n := retries.Load(); n > 0 {
+		t.Logf("%d requests answered 503 (busy) and were retried", n)
+	}
 	for err := range errs {
 		t.Error(err)
 	}

@@ -32,10 +32,12 @@ const (
 
 // gateway is `wirefleet gateway` running in host A's namespace.
 type gateway struct {
-	t      *testing.T
-	ns     *testenv.NetNS
-	dev    string
-	state  string
+	t     *testing.T
+	ns    *testenv.NetNS
+	dev   string
+	state string
+	// args replace the device flags (default: a userspace device with A's addresses).
+	args   []string
 	env    []string
 	proc   *e2e.Process
 	client *http.Client
@@ -44,11 +46,13 @@ type gateway struct {
 
 func (g *gateway) start() {
 	g.t.Helper()
-	g.proc = e2e.Start(g.t, g.ns, g.env, e2e.Binary(g.t), "gateway",
-		"-wg-backend", "userspace", "-wg-device", g.dev, "-wg-port", "51820",
-		"-wg-address", tunA4+"/24", "-wg-address", tunA6+"/64",
-		"-listen", apiAddr, "-state-dir", g.state,
-		"-maintenance-file", filepath.Join(g.state, "maintenance-mode"))
+	args := g.args
+	if args == nil {
+		args = []string{"-wg-backend", "userspace", "-wg-port", "51820", "-wg-address", tunA4 + "/24", "-wg-address", tunA6 + "/64"}
+	}
+	args = append([]string{"gateway", "-wg-device", g.dev, "-listen", apiAddr, "-state-dir", g.state,
+		"-maintenance-file", filepath.Join(g.state, "maintenance-mode")}, args...)
+	g.proc = e2e.Start(g.t, g.ns, g.env, e2e.Binary(g.t), args...)
 	e2e.Eventually(g.t, 15*time.Second, func() error {
 		select {
 		case <-g.proc.Done():

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -31,7 +32,12 @@ func TestMutualTLS(t *testing.T) {
 		}}
 	}
 	g := newGateway(t, ns, []string{"CREDENTIALS_DIRECTORY=" + creds}, clientWith([]tls.Certificate{valid}, false), "https")
+	// The default backend: kernel where the module exists, else userspace (logged).
+	g.args = []string{"-wg-backend", "auto", "-wg-port", "51820"}
 	g.start()
+	if !strings.Contains(g.proc.Output(), "WireGuard backend chosen") {
+		t.Errorf("the auto backend did not log its choice:\n%s", g.proc.Output())
+	}
 
 	tests := []struct {
 		name  string
