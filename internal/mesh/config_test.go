@@ -2,6 +2,7 @@ package mesh
 
 import (
 	"crypto/ed25519"
+	"encoding/json"
 	"flag"
 	"net/netip"
 	"os"
@@ -133,16 +134,27 @@ func TestStatusTableGolden(t *testing.T) {
 	via, rtt := "198.51.100.10", 1.25
 	st := Status{Node: StatusNode{Name: "alpha", WgIP: "198.51.100.1", PublicKey: "KEY-A", Identity: "ID-A"},
 		Peers: []StatusPeer{
-			{Name: "beta", WgIP: "198.51.100.2", Path: PathNAT, Endpoint: "203.0.113.12:50002", LastSeenS: 2.2, RTTms: &rtt},
-			{Name: "charlie", WgIP: "198.51.100.3", Path: PathRelay, Via: &via, LastSeenS: 4},
+			{Name: "beta", WgIP: "198.51.100.2", Identity: "ID-B", PublicKey: "KEY-B", Path: PathNAT, Endpoint: "203.0.113.12:50002", LastSeenS: 2.2, RTTms: &rtt},
+			{Name: "charlie", WgIP: "198.51.100.3", Identity: "ID-C", PublicKey: "KEY-C", Path: PathRelay, Via: &via, LastSeenS: 4},
 		}}
 	var b strings.Builder
 	if err := WriteTable(&b, st); err != nil {
 		t.Fatal(err)
 	}
-	golden := filepath.Join("testdata", "status.golden")
+	checkGolden(t, "status.golden", b.String())
+	// the JSON shape is the contract of `mesh status -o json`
+	js, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkGolden(t, "status.json.golden", string(js)+"\n")
+}
+
+func checkGolden(t *testing.T, name, got string) {
+	t.Helper()
+	golden := filepath.Join("testdata", name)
 	if *update {
-		if err := os.WriteFile(golden, []byte(b.String()), 0o644); err != nil {
+		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -150,7 +162,7 @@ func TestStatusTableGolden(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v (run with -update)", err)
 	}
-	if diff := cmp.Diff(string(want), b.String()); diff != "" {
+	if diff := cmp.Diff(string(want), got); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 }

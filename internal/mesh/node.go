@@ -323,7 +323,11 @@ func (n *Node) handle(ctx context.Context, m wire.Message, src netip.AddrPort) {
 		if ns == nil {
 			return
 		}
-		ns.lastSeen = now
+		if viaTunnel || !ns.direct {
+			// once a peer is direct only the tunnel proves it alive: a record replayed to
+			// our public port by someone else must not keep a dead node's routes up
+			ns.lastSeen = now
+		}
 		if m.Echo != 0 {
 			ns.rtt = max(0, now.Sub(time.UnixMilli(m.Echo))-time.Duration(m.EchoDelay)*time.Millisecond)
 		}
@@ -371,7 +375,9 @@ func (n *Node) handle(ctx context.Context, m wire.Message, src netip.AddrPort) {
 		if ns == nil || viaTunnel {
 			return
 		}
-		ns.lastSeen = now
+		if !ns.direct {
+			ns.lastSeen = now
+		}
 		if !m.Reply {
 			n.send(src, wire.LocalContact{Node: n.self, Reply: true})
 		}
