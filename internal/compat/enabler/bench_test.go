@@ -10,6 +10,7 @@ import (
 
 	"github.com/wirefleet/wirefleet"
 	"github.com/wirefleet/wirefleet/internal/compat/enabler"
+	"github.com/wirefleet/wirefleet/internal/control"
 	"github.com/wirefleet/wirefleet/internal/wgdev"
 )
 
@@ -54,5 +55,27 @@ func BenchmarkRenderShow(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		_ = enabler.RenderShow(info, peers, now)
+	}
+}
+
+// BenchmarkRestore10k measures the restore on start: 10,000 enabled clients read from
+// SQLite and put on an empty device (in memory, so this is the store and diff cost).
+func BenchmarkRestore10k(b *testing.B) {
+	st, svc, n := openStore(b, b.TempDir(), "198.18.0.1/15")
+	b.Cleanup(func() { _ = st.Close() })
+	ctx := b.Context()
+	for range 10000 {
+		k, _ := wirefleet.GeneratePrivateKey()
+		if _, err := svc.CreatePeer(ctx, control.PeerInput{Network: "wg0", PublicKey: k.PublicKey()}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	for range b.N {
+		gw := enabler.NewLocalGateway(svc, memoryDevice(nil, n), "wg0", nil)
+		res, err := gw.Reconcile(ctx)
+		if err != nil || res.Upserted != 10000 {
+			b.Fatalf("%+v %v", res, err)
+		}
 	}
 }
