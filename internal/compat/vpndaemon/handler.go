@@ -52,6 +52,7 @@ type Handler struct {
 	deviceTimeout time.Duration
 	log           *slog.Logger
 	routes        map[string]route
+	started       time.Time // when New ran, after the device was opened
 	// writes serializes add_peer and remove_peer. remove_peer reads the peer and then removes
 	// it; without the lock two concurrent removes of one key would both answer 200, and an
 	// add racing a remove could leave either answer inconsistent with the device. A channel,
@@ -99,6 +100,7 @@ func New(cfg Config) *Handler {
 	if h.now == nil {
 		h.now = time.Now
 	}
+	h.started = h.now()
 	if h.openvpnBudget <= 0 || h.openvpnBudget > openVPNBudget {
 		h.openvpnBudget = openVPNBudget
 	}

@@ -85,25 +85,20 @@ func (h *Handler) maintenanceMode() bool {
 // nodeUptime is the smaller of the host's uptime and the age of the device's peer state.
 // The portal prunes idle peers on nodes "up" for more than 72 h; after a gateway restart
 // the handshake history is new, and reporting the host's uptime would make the next sync
-// drop every idle peer. When a source is unreadable the other one decides; when both
-// are, 0 (the value that prunes nothing).
+// drop every idle peer. When the device's age cannot be read, the handler's own age stands
+// in for it: the device was opened before the handler was built, so that errs on the
+// small side, the side that prunes nothing.
 func (h *Handler) nodeUptime(ctx context.Context) int64 {
-	up, hostErr := readUptime(filepath.Join(h.procRoot, "uptime"))
-	info, ok := h.deviceInfo(ctx)
-	switch {
-	case !ok && hostErr != nil:
-		return 0
-	case !ok:
-		return up
+	now := h.now()
+	created := h.started
+	if info, ok := h.deviceInfo(ctx); ok && !info.Created.IsZero() {
+		created = info.Created
 	}
-	age := int64(h.now().Sub(info.Created) / time.Second)
-	if info.Created.IsZero() || age < 0 {
-		age = 0
+	age := max(int64(now.Sub(created)/time.Second), 0)
+	if up, err := readUptime(filepath.Join(h.procRoot, "uptime")); err == nil {
+		return min(up, age)
 	}
-	if hostErr != nil {
-		return age
-	}
-	return min(up, age)
+	return age
 }
 
 // deviceInfo returns the device's Info, read once and then cached: Created and the public

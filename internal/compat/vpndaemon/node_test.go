@@ -39,8 +39,9 @@ func TestNodeProcFiles(t *testing.T) {
 		{"device younger than host", ptr("0 0 0 1/1 1\n"), ptr("1000000.5 1\n"), 90*time.Second + 900*time.Millisecond, false, []float64{0, 0, 0}, []int{0, 0, 0}, 90},
 		{"device created in the future", ptr("0 0 0 1/1 1\n"), ptr("1000 1\n"), -time.Minute, false, []float64{0, 0, 0}, []int{0, 0, 0}, 0},
 		{"missing uptime", ptr("0 0 0 1/1 1\n"), nil, 42 * time.Second, false, []float64{0, 0, 0}, []int{0, 0, 0}, 42},
-		{"device info fails", ptr("0 0 0 1/1 1\n"), ptr("1000 1\n"), 0, true, []float64{0, 0, 0}, []int{0, 0, 0}, 1000},
-		{"nothing known", ptr("0 0 0 1/1 1\n"), nil, 0, true, []float64{0, 0, 0}, []int{0, 0, 0}, 0},
+		// Without the device's age, the handler's (built at epoch, read 90 s later) stands in.
+		{"device info fails", ptr("0 0 0 1/1 1\n"), ptr("1000 1\n"), 0, true, []float64{0, 0, 0}, []int{0, 0, 0}, 90},
+		{"device info fails, no uptime", ptr("0 0 0 1/1 1\n"), nil, 0, true, []float64{0, 0, 0}, []int{0, 0, 0}, 90},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -58,6 +59,9 @@ func TestNodeProcFiles(t *testing.T) {
 			f.dev.created = epoch.Add(-tc.created)
 			if tc.infoErr {
 				f.dev.infoErr = errors.New("device gone")
+			}
+			if tc.infoErr {
+				f.clock.Set(epoch.Add(90 * time.Second))
 			}
 			r := f.do(t, http.MethodGet, "/i/node", "")
 			checkJSON(t, r)
