@@ -48,7 +48,8 @@ type Config struct {
 	// MaintenanceFile makes /i/node report maintenance_mode while it exists.
 	MaintenanceFile string
 	// OpenVPNSocketDir is where OpenVPN server processes put their management sockets
-	// (*.sock). Used by the OpenVPN bridge (internal/openvpn) once it is wired in.
+	// (*.sock); the directory is listed anew on every request, so processes may come and
+	// go. A missing directory means no OpenVPN process.
 	OpenVPNSocketDir string
 	// CredentialsDir, when set (env CREDENTIALS_DIRECTORY), turns on TLS: ca.crt,
 	// server.crt (with intermediates appended) and server.key are read from it and every
@@ -63,7 +64,7 @@ type Config struct {
 
 	// Hooks for tests and other composition roots; nil means the production default.
 	OpenDevice func(ctx context.Context, dc DeviceConfig, key *wirefleet.Key, log *slog.Logger) (wgdev.Device, error)
-	OpenVPN    vpndaemon.OpenVPN // nil: no OpenVPN process
+	OpenVPN    vpndaemon.OpenVPN // nil: the management sockets in OpenVPNSocketDir
 	// Ready is called with the listening address once the API accepts connections.
 	Ready func(addr net.Addr)
 }

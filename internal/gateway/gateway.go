@@ -66,9 +66,13 @@ func Run(ctx context.Context, cfg Config) error {
 	log.Info("WireGuard device ready", "device", info.Name, "backend", info.Backend,
 		"public_key", info.PublicKey, "listen_port", info.ListenPort, "addresses", fmt.Sprint(info.Addresses))
 
+	ovpn := cfg.OpenVPN
+	if ovpn == nil {
+		ovpn = newOpenVPN(cfg.OpenVPNSocketDir, log)
+	}
 	handler := vpndaemon.New(vpndaemon.Config{
 		Device:          dev,
-		OpenVPN:         cfg.OpenVPN,
+		OpenVPN:         ovpn,
 		MaintenanceFile: cfg.MaintenanceFile,
 		Logger:          log.With("api", "vpn-daemon"),
 	})

@@ -37,6 +37,7 @@ func startGateway(t *testing.T, mod func(*Config)) (string, *closeCounter, func(
 	cfg.Listen = "127.0.0.1:0"
 	cfg.StateDir = filepath.Join(t.TempDir(), "state")
 	cfg.MaintenanceFile = filepath.Join(t.TempDir(), "maintenance")
+	cfg.OpenVPNSocketDir = filepath.Join(t.TempDir(), "openvpn-server") // none running
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	var gotKey *wirefleet.Key
 	cfg.OpenDevice = func(ctx context.Context, dc DeviceConfig, key *wirefleet.Key, _ *slog.Logger) (wgdev.Device, error) {

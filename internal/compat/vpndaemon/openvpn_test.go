@@ -143,3 +143,32 @@ func TestDisconnectClientBadInput(t *testing.T) {
 		})
 	}
 }
+
+// deadlineOpenVPN honours ctx: one process answers at once, another hangs until ctx ends;
+// at the deadline it returns what it has, as the real bridge does.
+type deadlineOpenVPN struct{}
+
+func (deadlineOpenVPN) Connections(ctx context.Context) ([]OpenVPNConnection, error) {
+	<-ctx.Done()
+	return []OpenVPNConnection{{"a", "198.51.100.3", "2001:db8::3"}}, errors.New("server-tcp: " + ctx.Err().Error())
+}
+
+func (deadlineOpenVPN) Disconnect(ctx context.Context, cn string) error { <-ctx.Done(); return ctx.Err() }
+
+// TestOpenVPNPartialAtDeadline: the answers of the processes that did answer are used
+// even when another process used the whole budget.
+func TestOpenVPNPartialAtDeadline(t *testing.T) {
+	const budget = 300 * time.Millisecond
+	f := newFixture(t, func(c *Config) { c.OpenVPN = deadlineOpenVPN{}; c.OpenVPNBudget = budget })
+	start := time.Now()
+	r := f.do(t, http.MethodGet, "/o/connection_list", "")
+	if took := time.Since(start); took > budget+200*time.Millisecond {
+		t.Errorf("took %v, want within the %v budget", took, budget)
+	}
+	if want := `{"connection_list":[{"common_name":"a","ip_four":"198.51.100.3","ip_six":"2001:db8::3"}]}` + "\n"; r.body != want {
+		t.Errorf("got %q, want the answering process's client", r.body)
+	}
+	if r := f.do(t, http.MethodPost, "/o/disconnect_client", "common_name=a"); r.status != http.StatusNoContent {
+		t.Errorf("disconnect: %d", r.status)
+	}
+}
