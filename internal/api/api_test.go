@@ -427,3 +427,31 @@ func TestHealth(t *testing.T) {
 		t.Errorf("readyz when not ready: %d %s", r.status, r.body)
 	}
 }
+
+// TestAuthCache: revocation through the API is immediate; a change that bypasses this
+// server (here: the service directly) is picked up within authCacheTTL; expiry is checked on
+// every request, cached or not.
+func TestAuthCache(t *testing.T) {
+	e := newEnv(t, Config{})
+	in := control.TokenInput{Roles: []wirefleet.Role{wirefleet.RoleViewer}}
+	viaAPI, bypass := e.token(in), e.token(in)
+	exp := e.clock.Now().Add(500 * time.Millisecond)
+	in.ExpiresAt = &exp
+	expiring := e.token(in)
+	for _, s := range []string{viaAPI, bypass, expiring} {
+		e.do("GET", "/api/v1/networks", s, nil).want(t, 200, nil) // now cached
+	}
+	id, _ := wirefleet.TokenIDFromSecret(viaAPI)
+	e.do("DELETE", "/api/v1/tokens/"+id, e.admin, nil).want(t, 204, nil)
+	e.do("GET", "/api/v1/networks", viaAPI, nil).want(t, 401, nil)
+
+	id, _ = wirefleet.TokenIDFromSecret(bypass)
+	e.do("GET", "/api/v1/networks", bypass, nil).want(t, 200, nil) // re-cache after the invalidation
+	if err := e.svc.RevokeToken(context.Background(), id); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(600 * time.Millisecond)
+	e.do("GET", "/api/v1/networks", expiring, nil).want(t, 401, nil)
+	e.clock.Advance(authCacheTTL)
+	e.do("GET", "/api/v1/networks", bypass, nil).want(t, 401, nil)
+}

@@ -60,6 +60,7 @@ func newEnv(t *testing.T, cfg Config) *env {
 	clock := &fakeClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
 	svc := control.New(st, control.Options{Now: clock.Now, Logger: discard()})
 	cfg.Service = svc
+	cfg.Now = clock.Now
 	if cfg.Logger == nil {
 		cfg.Logger = discard()
 	}

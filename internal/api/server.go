@@ -28,12 +28,14 @@ type Config struct {
 	Logger *slog.Logger
 	// Ready reports whether the server can serve (store open and writable); nil: always.
 	Ready func(ctx context.Context) error
+	// Now is the clock of the authentication cache; nil means time.Now.
+	Now func() time.Time
 }
 
 // Server is the http.Handler of the REST API.
 type Server struct {
 	svc     Service
-	auth    Authenticator
+	auth    *authCache
 	cnRoles CNRoles
 	log     *slog.Logger
 	ready   func(ctx context.Context) error
@@ -46,7 +48,6 @@ type Server struct {
 func New(cfg Config) (*Server, error) {
 	s := &Server{
 		svc:     cfg.Service,
-		auth:    cfg.Service,
 		cnRoles: cfg.CNRoles,
 		log:     cfg.Logger,
 		ready:   cfg.Ready,
@@ -55,6 +56,11 @@ func New(cfg Config) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	s.auth = newAuthCache(cfg.Service, now)
 	doc, err := OpenAPIJSON()
 	if err != nil {
 		return nil, err

@@ -55,7 +55,9 @@ func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request, p Principal
 	if err := requireUnscoped(p); err != nil {
 		return err
 	}
-	if err := s.svc.RevokeToken(r.Context(), r.PathValue("id")); err != nil {
+	err := s.svc.RevokeToken(r.Context(), r.PathValue("id"))
+	s.auth.invalidate() // even on error: the outcome may be unknown (timeout)
+	if err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

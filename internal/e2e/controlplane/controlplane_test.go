@@ -25,7 +25,7 @@ import (
 var addrRE = regexp.MustCompile(`msg="control plane listening" addr=(\S+)`)
 
 // startServer runs `wirefleet server` on a free loopback port and returns it with its URL.
-func startServer(t *testing.T, bin, dataDir string) (*e2e.Process, string) {
+func startServer(t testing.TB, bin, dataDir string) (*e2e.Process, string) {
 	t.Helper()
 	p := e2e.Start(t, nil, nil, bin, "server", "-data", dataDir, "-listen", "127.0.0.1:0", "-no-gateway")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -41,7 +41,7 @@ func startServer(t *testing.T, bin, dataDir string) (*e2e.Process, string) {
 }
 
 // bootstrapToken runs the offline `wirefleet token create -data DIR -role admin`.
-func bootstrapToken(t *testing.T, bin, dataDir string) string {
+func bootstrapToken(t testing.TB, bin, dataDir string) string {
 	t.Helper()
 	out, err := exec.Command(bin, "token", "create", "-data", dataDir, "-role", "admin").Output()
 	if err != nil {
