@@ -238,6 +238,17 @@ func TestFlowUserspace(t *testing.T) {
 		}
 		return strings.Join(keep, "")
 	})
+	// /info/conf is still valid input for wg addconf (applied to the same device: a no-op).
+	confFile := filepath.Join(t.TempDir(), "conf")
+	if err := os.WriteFile(confFile, []byte(s.call("GET", "/info/conf", "").Body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before := ns.Exec(t, "wg", "show", name, "allowed-ips")
+	ns.Exec(t, "wg", "addconf", name, confFile)
+	lines := func(s string) []string { l := strings.Split(s, "\n"); slices.Sort(l); return l }
+	if after := ns.Exec(t, "wg", "show", name, "allowed-ips"); !cmp.Equal(lines(before), lines(after)) {
+		t.Errorf("wg addconf of /info/conf changed the peers:\n%s\n%s", before, after)
+	}
 }
 
 func runFlow(t *testing.T, open deviceOpener) *stack {
@@ -400,7 +411,7 @@ func runFlow(t *testing.T, open deviceOpener) *stack {
 
 // blocks splits wg output into its interface block and its peer blocks, the latter sorted.
 func blocks(out string) []string {
-	bs := strings.Split(out, "\n\n")
+	bs := strings.Split(strings.TrimSuffix(out, "\n"), "\n\n")
 	slices.Sort(bs[1:])
 	return bs
 }
