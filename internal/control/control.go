@@ -47,6 +47,10 @@ type Service struct {
 	// pools is the IPAM cache: used only on the store's writer goroutine (inside Update
 	// callbacks and commit/rollback hooks), hence no mutex.
 	pools map[string]*poolEntry
+	// nets caches networks as read inside the writer, under the same rule: entries are
+	// dropped by any call that changes a network, when it runs and again if it rolls back.
+	// (This assumes the Service is the only writer of networks, as on a primary.)
+	nets map[string]wirefleet.Network
 
 	usageMu sync.Mutex           // guards usage
 	usage   map[string]time.Time // token id → last use not yet persisted
@@ -62,6 +66,7 @@ func New(st store.Store, o Options) *Service {
 		sweepEvery: o.SweepEvery,
 		flushEvery: o.FlushEvery,
 		pools:      make(map[string]*poolEntry),
+		nets:       make(map[string]wirefleet.Network),
 		usage:      make(map[string]time.Time),
 	}
 	if s.now == nil {
@@ -158,4 +163,25 @@ func (s *Service) dropPool(name string, p *ipam.Pool) {
 	if e, ok := s.pools[name]; ok && e.pool == p {
 		delete(s.pools, name)
 	}
+}
+
+// network returns a network as seen by tx, from the writer's cache when possible. Call only
+// inside an Update callback.
+func (s *Service) network(tx store.ReadTx, name string) (wirefleet.Network, error) {
+	if n, ok := s.nets[name]; ok {
+		return n, nil
+	}
+	n, err := tx.GetNetwork(name)
+	if err != nil {
+		return n, err
+	}
+	s.nets[name] = n
+	return n, nil
+}
+
+// forgetNetwork drops the cached network now (later calls of the batch read the changed
+// row) and again if this call rolls back (a later call may have cached the change).
+func (s *Service) forgetNetwork(tx store.Tx, name string) {
+	delete(s.nets, name)
+	tx.AfterRollback(func() { delete(s.nets, name) })
 }

@@ -94,7 +94,10 @@ func (s *Service) CreateNetwork(ctx context.Context, in NetworkInput) (wirefleet
 	if err != nil {
 		return wirefleet.Network{}, err
 	}
-	err = s.st.Update(ctx, func(tx store.Tx) error { return tx.InsertNetwork(n) })
+	err = s.st.Update(ctx, func(tx store.Tx) error {
+		s.forgetNetwork(tx, n.Name)
+		return tx.InsertNetwork(n)
+	})
 	return n, err
 }
 
@@ -171,6 +174,7 @@ func (s *Service) UpdateNetwork(ctx context.Context, name string, u NetworkUpdat
 				}
 			}
 		}
+		s.forgetNetwork(tx, name)
 		if err := tx.UpdateNetwork(n); err != nil {
 			return err
 		}
@@ -183,6 +187,7 @@ func (s *Service) UpdateNetwork(ctx context.Context, name string, u NetworkUpdat
 // DeleteNetwork deletes a network and all its peers.
 func (s *Service) DeleteNetwork(ctx context.Context, name string) error {
 	return s.st.Update(ctx, func(tx store.Tx) error {
+		s.forgetNetwork(tx, name)
 		if err := tx.DeleteNetwork(name); err != nil {
 			return err
 		}

@@ -140,7 +140,7 @@ func (s *Service) CreatePeer(ctx context.Context, in PeerInput) (wirefleet.Peer,
 		return wirefleet.Peer{}, err
 	}
 	err = s.st.Update(ctx, func(tx store.Tx) error {
-		n, err := tx.GetNetwork(p.Network)
+		n, err := s.network(tx, p.Network)
 		if err != nil {
 			return err
 		}
@@ -287,7 +287,7 @@ func (s *Service) readdressPeer(tx store.Tx, p *wirefleet.Peer, addrs []netip.Ad
 	if len(addrs) == 0 {
 		return wirefleet.Errorf(wirefleet.KindInvalid, "addresses: a peer needs at least one address")
 	}
-	n, err := tx.GetNetwork(p.Network)
+	n, err := s.network(tx, p.Network)
 	if err != nil {
 		return err
 	}
@@ -351,7 +351,7 @@ func (s *Service) DeletePeer(ctx context.Context, network string, pub wirefleet.
 		if err != nil {
 			return err
 		}
-		n, err := tx.GetNetwork(network)
+		n, err := s.network(tx, network)
 		if err != nil {
 			return err
 		}

@@ -35,6 +35,7 @@ func (s *Service) ImportNetwork(ctx context.Context, in ImportInput) (wirefleet.
 		peers[i] = p
 	}
 	err = s.st.Update(ctx, func(tx store.Tx) error {
+		s.forgetNetwork(tx, n.Name)
 		if err := tx.InsertNetwork(n); err != nil {
 			return err
 		}

@@ -97,3 +97,6 @@ type Tx interface {
 	AfterCommit(f func())
 	AfterRollback(f func())
 }
+
+// MaxListHint bounds how many rows a backend preallocates for a limited listing.
+const MaxListHint = 100000

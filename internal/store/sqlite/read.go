@@ -312,7 +312,7 @@ func (r *reader) ListPeers(q store.PeerQuery) ([]wirefleet.Peer, error) {
 		return nil, dbErr("list peers", err)
 	}
 	defer rows.Close()
-	out := make([]wirefleet.Peer, 0, min(max(q.Limit, 16), 4096))
+	out := make([]wirefleet.Peer, 0, min(max(q.Limit, 16), store.MaxListHint))
 	for rows.Next() {
 		p, err := scanPeer(rows)
 		if err != nil {

@@ -145,21 +145,37 @@ func pskArg(p wirefleet.Peer) sql.NullString {
 	return sql.NullString{String: p.PresharedKey.Reveal().String(), Valid: true}
 }
 
-// insertAddresses adds the address rows of p, naming the owner of a taken address.
+// insertAddresses adds the address rows of p in one statement, naming the owner of a
+// taken address.
 func (t *writeTx) insertAddresses(p wirefleet.Peer) error {
 	pub := p.PublicKey.String()
+	args := make([]any, 0, 3*len(p.Addresses))
+	q := addrInsert(len(p.Addresses))
 	for _, a := range p.Addresses {
-		_, err := t.exec(`INSERT INTO peer_addresses (network, address, public_key) VALUES (?, ?, ?)`, p.Network, a.String(), pub)
-		if isConstraint(err) {
-			var owner string
-			_ = t.queryRow(`SELECT public_key FROM peer_addresses WHERE network = ? AND address = ?`, p.Network, a.String()).Scan(&owner)
-			return wirefleet.Errorf(wirefleet.KindConflict, "address %s is already used by peer %s in network %q", a, owner, p.Network)
-		}
-		if err != nil {
-			return dbErr("insert peer address", err)
-		}
+		args = append(args, p.Network, a.String(), pub)
 	}
-	return nil
+	_, err := t.exec(q, args...)
+	if isConstraint(err) {
+		for _, a := range p.Addresses {
+			var owner string
+			if t.queryRow(`SELECT public_key FROM peer_addresses WHERE network = ? AND address = ?`, p.Network, a.String()).Scan(&owner) == nil {
+				return wirefleet.Errorf(wirefleet.KindConflict, "address %s is already used by peer %s in network %q", a, owner, p.Network)
+			}
+		}
+		return wirefleet.Errorf(wirefleet.KindConflict, "an address of peer %s is already used in network %q", p.PublicKey, p.Network)
+	}
+	return dbErr("insert peer addresses", err)
+}
+
+// addrInsert returns the INSERT for n address rows (a few distinct texts: the statement
+// cache keeps one prepared statement per count).
+func addrInsert(n int) string {
+	var b strings.Builder
+	b.WriteString(`INSERT INTO peer_addresses (network, address, public_key) VALUES (?, ?, ?)`)
+	for range n - 1 {
+		b.WriteString(`, (?, ?, ?)`)
+	}
+	return b.String()
 }
 
 // checkPeer validates p against its stored network.

@@ -55,6 +55,16 @@ func (w *writer) loadHead(ctx context.Context) error {
 	return nil
 }
 
+// exec runs a transaction-control statement, prepared once: they run several times per
+// call on the hot path.
+func (w *writer) exec(ctx context.Context, q string) (sql.Result, error) {
+	st, err := w.st.get(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(ctx)
+}
+
 func (w *writer) close() error {
 	w.st.close()
 	return w.conn.Close()
@@ -131,7 +141,7 @@ func (s *Store) runBatch(batch []*request) {
 			close(r.done)
 		}
 	}
-	if _, err := w.conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+	if _, err := w.exec(ctx, "BEGIN IMMEDIATE"); err != nil {
 		fail(unavailable("begin", err))
 		return
 	}
@@ -141,7 +151,7 @@ func (s *Store) runBatch(batch []*request) {
 			r.err = err
 			continue
 		}
-		if _, err := w.conn.ExecContext(ctx, "SAVEPOINT call"); err != nil {
+		if _, err := w.exec(ctx, "SAVEPOINT call"); err != nil {
 			s.abort(startHead)
 			fail(unavailable("savepoint", err))
 			return
@@ -153,9 +163,9 @@ func (s *Store) runBatch(batch []*request) {
 		if err != nil {
 			r.err = err
 			w.head = before
-			_, rerr := w.conn.ExecContext(ctx, "ROLLBACK TO call")
+			_, rerr := w.exec(ctx, "ROLLBACK TO call")
 			if rerr == nil {
-				_, rerr = w.conn.ExecContext(ctx, "RELEASE call")
+				_, rerr = w.exec(ctx, "RELEASE call")
 			}
 			if rerr != nil {
 				s.abort(startHead)
@@ -166,13 +176,13 @@ func (s *Store) runBatch(batch []*request) {
 			r.onCommit, r.onRollback = nil, nil
 			continue
 		}
-		if _, err := w.conn.ExecContext(ctx, "RELEASE call"); err != nil {
+		if _, err := w.exec(ctx, "RELEASE call"); err != nil {
 			s.abort(startHead)
 			fail(unavailable("release savepoint", err))
 			return
 		}
 	}
-	if _, err := w.conn.ExecContext(ctx, "COMMIT"); err != nil {
+	if _, err := w.exec(ctx, "COMMIT"); err != nil {
 		s.abort(startHead)
 		fail(unavailable("commit", err))
 		return
