@@ -89,7 +89,7 @@ func Peer(network string, i int) wirefleet.Peer {
 		Name:      fmt.Sprintf("peer-%03d", i),
 		Addresses: []netip.Addr{
 			netip.AddrFrom4([4]byte{198, 51, 100, byte(2 + i%250)}),
-			netip.MustParseAddr(fmt.Sprintf("2001:db8:1::%x", i+2)),
+			netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 1, 12: byte(i >> 24), 13: byte(i >> 16), 14: byte(i >> 8), 15: byte(i)}).Next().Next(),
 		},
 		Enabled:   true,
 		CreatedAt: t0,
