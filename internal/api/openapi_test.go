@@ -11,6 +11,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"gopkg.in/yaml.v3"
+
+	"github.com/wirefleet/wirefleet"
+	"github.com/wirefleet/wirefleet/internal/api/wire"
 )
 
 // TestOpenAPICoverage: every registered route is documented and every documented route is
@@ -100,4 +103,57 @@ func refs(s string) []string {
 		s = s[j:]
 	}
 	return out
+}
+
+// TestOpenAPISchemasMatchWire: the JSON keys the server writes for networks, peers, tokens
+// and problems are exactly the documented properties, and every required one is present.
+func TestOpenAPISchemasMatchWire(t *testing.T) {
+	var doc struct {
+		Components struct {
+			Schemas map[string]struct {
+				Required   []string       `yaml:"required"`
+				Properties map[string]any `yaml:"properties"`
+			} `yaml:"schemas"`
+		} `yaml:"components"`
+	}
+	if err := yaml.Unmarshal(openapiYAML, &doc); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, Config{})
+	n := e.network() // dual-stack with endpoint: every optional network field but routes/dns
+	mtu := 1400
+	var full map[string]any
+	e.do("PATCH", "/api/v1/networks/"+n.Name, e.admin, wire.NetworkUpdate{MTU: &mtu, Routes: &[]string{"0.0.0.0/0"}, DNS: &[]string{"198.51.100.1"}}).want(t, 200, &full)
+	var peer, tokens, problem map[string]any
+	p := e.peer(n.Name)
+	e.do("GET", "/api/v1/networks/"+n.Name+"/peers/"+urlKey(p.PublicKey), e.admin, nil).want(t, 200, &peer)
+	var created struct {
+		Token map[string]any `json:"token"`
+	}
+	e.do("POST", "/api/v1/tokens", e.admin, wire.TokenCreate{Name: "n", Roles: []wirefleet.Role{"viewer"}, Networks: []string{n.Name}}).want(t, 201, &created)
+	tokens = created.Token
+	e.do("GET", "/api/v1/networks/nosuch", e.admin, nil).want(t, 404, &problem)
+	for name, obj := range map[string]map[string]any{"Network": full, "Peer": peer, "Token": tokens, "Problem": problem} {
+		s, ok := doc.Components.Schemas[name]
+		if !ok {
+			t.Fatalf("schema %s missing", name)
+		}
+		var got, documented []string
+		for k := range obj {
+			got = append(got, k)
+		}
+		for k := range s.Properties {
+			documented = append(documented, k)
+		}
+		sort.Strings(got)
+		sort.Strings(documented)
+		if diff := cmp.Diff(documented, got); diff != "" {
+			t.Errorf("%s: keys (-documented +served):\n%s", name, diff)
+		}
+		for _, r := range s.Required {
+			if _, ok := obj[r]; !ok {
+				t.Errorf("%s: required %q not served", name, r)
+			}
+		}
+	}
 }
