@@ -114,7 +114,7 @@ func (s *Server) createPeer(w http.ResponseWriter, r *http.Request, _ Principal)
 		return err
 	}
 	w.Header().Set("Location", peerPath(p))
-	writeJSON(w, http.StatusCreated, wire.PeerFrom(p))
+	writePeer(w, http.StatusCreated, p)
 	return nil
 }
 
@@ -133,7 +133,7 @@ func (s *Server) getPeer(w http.ResponseWriter, r *http.Request, _ Principal) er
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, wire.PeerFrom(p))
+	writePeer(w, http.StatusOK, p)
 	return nil
 }
 
@@ -154,7 +154,7 @@ func (s *Server) updatePeer(w http.ResponseWriter, r *http.Request, _ Principal)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, wire.PeerFrom(p))
+	writePeer(w, http.StatusOK, p)
 	return nil
 }
 
@@ -182,7 +182,14 @@ func (s *Server) setPeerEnabled(enabled bool) handlerFunc {
 		if err != nil {
 			return err
 		}
-		writeJSON(w, http.StatusOK, wire.PeerFrom(p))
+		writePeer(w, http.StatusOK, p)
 		return nil
 	}
+}
+
+// writePeer answers with one peer (the encoder of the lists: the hot path of peer creates).
+func writePeer(w http.ResponseWriter, status int, p wirefleet.Peer) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(wire.AppendPeerJSON(make([]byte, 0, 512), p), '\n'))
 }
