@@ -36,6 +36,9 @@ type Options struct {
 	// Streams, if set, is called with +1 when a log stream starts and -1 when it ends
 	// (the "connected consumers" metric).
 	Streams func(delta int, c Caller)
+	// Stop, when closed, ends every running log stream (an HTTP server's Shutdown waits for
+	// requests, and a stream never ends by itself).
+	Stop <-chan struct{}
 }
 
 // Handler serves the replication routes.
@@ -46,11 +49,12 @@ type Handler struct {
 	log       *slog.Logger
 	now       func() time.Time
 	streams   func(int, Caller)
+	stop      <-chan struct{}
 }
 
 // NewHandler returns a Handler.
 func NewHandler(o Options) *Handler {
-	h := &Handler{src: o.Source, heartbeat: o.Heartbeat, batch: o.Batch, log: o.Logger, now: o.Now, streams: o.Streams}
+	h := &Handler{src: o.Source, heartbeat: o.Heartbeat, batch: o.Batch, log: o.Logger, now: o.Now, streams: o.Streams, stop: o.Stop}
 	if h.heartbeat <= 0 {
 		h.heartbeat = 15 * time.Second
 	}
@@ -134,6 +138,18 @@ func (h *Handler) Log(w http.ResponseWriter, r *http.Request, c Caller) {
 
 	h.streams(1, c)
 	defer h.streams(-1, c)
+	if h.stop != nil {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		go func() {
+			select {
+			case <-h.stop:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+	}
 	rc := http.NewResponseController(w)
 	_ = rc.SetWriteDeadline(time.Time{}) // a stream lives longer than any write timeout
 	w.Header().Set("Content-Type", ContentTypeNDJSON)
@@ -296,4 +312,10 @@ func (h *Handler) writeError(w http.ResponseWriter, err error, reason string, se
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(Problem{Type: typ, Title: http.StatusText(status), Status: status,
 		Detail: detail, Kind: string(kind), Reason: reason, Seq: seq, Hash: head})
+}
+
+// WriteError renders err as problem+json with the API's kind→status table (for routes
+// mounted next to the API that share its error format).
+func WriteError(w http.ResponseWriter, err error) {
+	(&Handler{log: slog.Default()}).writeError(w, err, "", 0, nil)
 }
