@@ -33,13 +33,15 @@ func runGateway(ctx context.Context, args []string, _, stderr io.Writer) error {
 	stateDir := fs.String("state-dir", def.StateDir, "directory for the device's private key (created 0700)")
 	maint := fs.String("maintenance-file", def.MaintenanceFile, "/i/node reports maintenance_mode while this file exists")
 	ovpnDir := fs.String("openvpn-socket-dir", def.OpenVPNSocketDir, "directory of the OpenVPN management sockets (*.sock)")
-	// Managed mode (-control URL -token T -network NAME) will be declared here and fill
-	// cfg.Managed; the standalone gateway is the vpn-daemon replacement.
+	mgd := addManagedGatewayFlags(fs) // -control URL -token T -network NAME… (managed.go)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return usageError("gateway takes no arguments, got %q", fs.Args())
+	}
+	if mgd.managed() {
+		return mgd.run(ctx, *backend, *device, *stateDir, *listen, stderr)
 	}
 	cfg := def
 	cfg.Listen = *listen

@@ -22,6 +22,7 @@ func runServer(ctx context.Context, args []string, _, stderr io.Writer) error {
 	ca := fs.String("client-ca", envDefault("WIREFLEET_CLIENT_CA", ""), "accept client certificates signed by this CA `file` (mTLS) [WIREFLEET_CLIENT_CA]")
 	cnRoles := fs.String("cn-roles", envDefault("WIREFLEET_CN_ROLES", ""), "YAML `file` mapping certificate CNs to roles [WIREFLEET_CN_ROLES]")
 	debug := fs.Bool("debug", false, "log every request")
+	allInOne := addAllInOneFlags(fs) // default network, local gateway, sessions (managed.go)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -36,6 +37,10 @@ func runServer(ctx context.Context, args []string, _, stderr io.Writer) error {
 		DataDir: *data, Listen: *listen, NoGateway: *noGateway,
 		TLSCert: *cert, TLSKey: *key, ClientCA: *ca, CNRolesFile: *cnRoles,
 		Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})),
+	}
+	var err error
+	if cfg.AllInOne, err = allInOne.config(); err != nil {
+		return err
 	}
 	if err := cfg.Validate(); err != nil {
 		return usageError("%v", err)

@@ -33,9 +33,11 @@ type Config struct {
 	DataDir string
 	// Listen is the API address, host:port.
 	Listen string
-	// NoGateway runs a pure control plane (the local gateway arrives with the next issue;
-	// until then the server always runs without one and says so).
+	// NoGateway runs a pure control plane, without the local gateway (and without the
+	// first-run default network and admin token).
 	NoGateway bool
+	// AllInOne configures the default network, the local gateway and sessions.
+	AllInOne AllInOne
 	// TLSCert and TLSKey serve HTTPS; ClientCA additionally accepts client certificates
 	// signed by that CA, whose CNs CNRolesFile maps to roles.
 	TLSCert, TLSKey, ClientCA, CNRolesFile string
@@ -137,13 +139,18 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	side, err := newManagedSide(ctx, cfg, st, svc, handler, log)
+	if err != nil {
+		return err
+	}
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
+		side.stop()
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
 	hs := &http.Server{
-		Handler:           handler,
+		Handler:           side.handler,
 		TLSConfig:         tlsConf,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       2 * time.Minute, // imports upload whole estates
@@ -152,10 +159,7 @@ func Run(ctx context.Context, cfg Config) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	if !cfg.NoGateway {
-		log.Info("no local gateway in this version: running as a pure control plane (as with -no-gateway)")
-	}
-
+	hs.RegisterOnShutdown(side.endStreams)
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	bgDone := make(chan error, 1)
 	go func() { bgDone <- svc.Run(bg) }()
@@ -173,6 +177,7 @@ func Run(ctx context.Context, cfg Config) error {
 		scheme = "https"
 	}
 	log.Info("control plane listening", "addr", ln.Addr().String(), "url", scheme+"://"+ln.Addr().String(), "data", cfg.DataDir, "mtls", cnRoles != nil)
+	side.startGateway(bg, ln.Addr(), tlsConf != nil)
 
 	var runErr error
 	select {
@@ -187,6 +192,7 @@ func Run(ctx context.Context, cfg Config) error {
 		log.Warn("shutdown: requests still running were cut", "err", err)
 	}
 	stopBG()
+	side.stop()
 	if err := <-bgDone; err != nil {
 		log.Warn("background jobs", "err", err)
 	}
