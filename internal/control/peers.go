@@ -213,7 +213,7 @@ func EncodeCursor(id store.PeerID) string {
 // DecodeCursor parses a cursor made by EncodeCursor (outside input).
 func DecodeCursor(c string) (store.PeerID, error) {
 	bad := wirefleet.Errorf(wirefleet.KindInvalid, "cursor %q is invalid: pass next_cursor of the previous page unchanged", c)
-	b, err := base64.RawURLEncoding.DecodeString(c)
+	b, err := base64.RawURLEncoding.Strict().DecodeString(c)
 	if err != nil {
 		return store.PeerID{}, bad
 	}
