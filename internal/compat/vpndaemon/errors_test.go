@@ -3,6 +3,7 @@ package vpndaemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -50,6 +51,7 @@ func TestDeviceErrors(t *testing.T) {
 		{"remove not ours", conflict, nil, remove, 409, "conflict: peer exists outside the managed prefixes"},
 		{"add device down", unavailable, nil, add, 503, "internal error: Service Unavailable; see the gateway log"},
 		{"add other", other, nil, add, 500, "internal error: Internal Server Error; see the gateway log"},
+		{"add device timeout", fmt.Errorf("set: %w", context.DeadlineExceeded), nil, add, 503, "internal error: Service Unavailable; see the gateway log"},
 		{"remove read fails", nil, other, remove, 500, "internal error: Internal Server Error; see the gateway log"},
 		// A read error is never the client's fault, whatever its kind.
 		{"list read invalid", nil, invalid, list, 500, "internal error: Internal Server Error; see the gateway log"},

@@ -2,6 +2,7 @@ package vpndaemon
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -158,7 +159,8 @@ func squashSlashes(p string) string {
 }
 
 // fail answers an error: a badRequest is the client's fault (400 with its one line),
-// anything else is logged and answered 500 (or 503 when the device timed out).
+// anything else is logged and answered 500, or 503 when the device is unavailable or did
+// not answer within the request's budget (the portal retries on its next sync).
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var bad *badRequest
 	if errors.As(err, &bad) {
@@ -167,7 +169,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	h.log.Error("vpn-daemon request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	status := http.StatusInternalServerError
-	if errors.Is(err, errBusy) || wirefleet.IsKind(err, wirefleet.KindUnavailable) {
+	if errors.Is(err, errBusy) || errors.Is(err, context.DeadlineExceeded) || wirefleet.IsKind(err, wirefleet.KindUnavailable) {
 		status = http.StatusServiceUnavailable
 	}
 	// The message names the cause without the details meant for the operator's log.

@@ -11,9 +11,10 @@ import (
 // management interfaces, found as unix sockets in /run/openvpn-server). The bridge in
 // internal/openvpn implements it; a nil OpenVPN means "no OpenVPN process is running".
 //
-// The handler gives each request one context with a deadline of at most 2 s for all
-// OpenVPN work. Implementations query the processes concurrently and should return when
-// ctx ends; the handler also stops waiting at the deadline if they do not.
+// The handler bounds all OpenVPN work of a request by one budget of at most 2 s. The
+// context it passes ends 150 ms before the budget does: implementations query the
+// processes concurrently and return what they have when ctx ends; one that ignores ctx is
+// no longer waited for once the budget is spent (its answer is then lost).
 type OpenVPN interface {
 	// Connections lists the clients connected to every process, all of them, unfiltered
 	// (the handler drops UNDEF and half-addressed clients). A process that is down, slow or
