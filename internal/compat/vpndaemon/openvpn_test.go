@@ -153,7 +153,10 @@ func (deadlineOpenVPN) Connections(ctx context.Context) ([]OpenVPNConnection, er
 	return []OpenVPNConnection{{"a", "198.51.100.3", "2001:db8::3"}}, errors.New("server-tcp: " + ctx.Err().Error())
 }
 
-func (deadlineOpenVPN) Disconnect(ctx context.Context, cn string) error { <-ctx.Done(); return ctx.Err() }
+func (deadlineOpenVPN) Disconnect(ctx context.Context, cn string) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
 
 // TestOpenVPNPartialAtDeadline: the answers of the processes that did answer are used
 // even when another process used the whole budget.
