@@ -137,6 +137,33 @@ func BenchmarkAddPeer(b *testing.B) {
 	}
 }
 
+// BenchmarkRemovePeer measures one remove_peer request with 10k peers on the device. The
+// answer must be the peer as it was just before removal, and the device port has no
+// single-peer read, so every remove reads all peers: O(n), unlike add_peer.
+func BenchmarkRemovePeer(b *testing.B) {
+	const n = 10000
+	dev := benchDevice(b)
+	populate(b, dev, n)
+	srv := httptest.NewServer(vpndaemon.New(vpndaemon.Config{Device: dev}))
+	b.Cleanup(srv.Close)
+	client := srv.Client()
+	lat := make([]time.Duration, 0, b.N)
+	for i := 0; b.Loop(); i++ {
+		b.StopTimer()
+		p := benchPeer(b, 1<<21+i)
+		if err := dev.ApplyPeers(context.Background(), []wgdev.Peer{p}, nil); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		start := time.Now()
+		post(b, client, srv.URL+"/w/remove_peer", "public_key="+url.QueryEscape(p.PublicKey.String()))
+		lat = append(lat, time.Since(start))
+	}
+	slices.Sort(lat)
+	b.ReportMetric(ms(lat[len(lat)/2]), "p50-ms")
+	b.ReportMetric(ms(lat[(len(lat)*99)/100]), "p99-ms")
+}
+
 // BenchmarkPeerListAll measures GET /w/peer_list?show_all=yes with 10k peers: the device
 // read, rendering and the HTTP transfer of the ~1.4 MB answer.
 func BenchmarkPeerListAll(b *testing.B) {
