@@ -73,10 +73,19 @@ func (d *Dialer) Dial(ctx context.Context, network, address string) (*Conn, erro
 	if err != nil {
 		return nil, fmt.Errorf("openvpn management %s: %w", address, err)
 	}
-	c := &Conn{nc: nc, r: bufio.NewReaderSize(nc, 4096), onNotify: d.OnNotification}
-	if err := c.greet(ctx); err != nil {
+	c, err := d.newConn(ctx, nc)
+	if err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("openvpn management %s: %w", address, err)
+	}
+	return c, nil
+}
+
+// newConn starts a session on an open connection.
+func (d *Dialer) newConn(ctx context.Context, nc net.Conn) (*Conn, error) {
+	c := &Conn{nc: nc, r: bufio.NewReaderSize(nc, 4096), onNotify: d.OnNotification}
+	if err := c.greet(ctx); err != nil {
+		return nil, err
 	}
 	return c, nil
 }

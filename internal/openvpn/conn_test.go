@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -341,4 +342,47 @@ func TestConnTCP(t *testing.T) {
 	if msg, err := c.Exec(ctx, "pid"); err != nil || msg != "pid=7" {
 		t.Errorf("pid over TCP = %q, %v", msg, err)
 	}
+}
+
+// FuzzConnAnswers feeds arbitrary bytes from the "server" to a session running every
+// command the bridge uses: no panic, and no hang until the deadline (the session ends
+// when the input does).
+func FuzzConnAnswers(f *testing.F) {
+	raw, err := os.ReadFile("testdata/session-2.6.14.txt")
+	if err != nil {
+		f.Fatal(err)
+	}
+	var server []string
+	for _, l := range strings.Split(string(raw), "\n") {
+		if strings.HasPrefix(l, "S ") {
+			server = append(server, l[2:])
+		}
+	}
+	f.Add(strings.Join(server, "\r\n") + "\r\n")
+	f.Add(">INFO:x\r\nERROR: a\r\nSUCCESS: common name 'x' found, many client(s) killed\r\nEND\r\n")
+	f.Add("ENTER PASSWORD:")
+	f.Add(">INFO:x\r\n>CLIENT:ENV,END\r\nTITLE\tx\r\n")
+	f.Fuzz(func(t *testing.T, in string) {
+		cli, srv := net.Pipe()
+		defer cli.Close()
+		go func() {
+			srv.Write([]byte(in))
+			srv.Close()
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		var d Dialer
+		c, err := d.newConn(ctx, cli)
+		if err != nil {
+			return
+		}
+		// net.Pipe is synchronous: drain the commands so the server side never blocks.
+		go func() { _, _ = io.Copy(io.Discard, srv) }()
+		_, _ = c.Status(ctx)
+		_, _ = c.Version(ctx)
+		_, _ = c.Kill(ctx, "a+/=")
+		if ctx.Err() != nil {
+			t.Fatalf("session took the whole deadline on %q", in)
+		}
+	})
 }
