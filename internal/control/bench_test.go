@@ -31,7 +31,7 @@ func BenchmarkCreatePeer(b *testing.B) {
 		e := newEnv(b)
 		benchNetwork(b, e, "bench")
 		var i int
-		start := time.Now()
+		start, cpu := time.Now(), startCPU()
 		for b.Loop() {
 			i++
 			if _, err := e.svc.CreatePeer(ctx, control.PeerInput{Network: "bench", PublicKey: key(i)}); err != nil {
@@ -39,13 +39,14 @@ func BenchmarkCreatePeer(b *testing.B) {
 			}
 		}
 		reportRate(b, int64(i), time.Since(start), "creates/s")
+		cpu.report(b, int64(i))
 	})
 	b.Run("concurrency64", func(b *testing.B) {
 		e := newEnv(b)
 		benchNetwork(b, e, "bench")
 		var n atomic.Int64
 		b.SetParallelism(64 / max(1, testingProcs()))
-		start := time.Now()
+		start, cpu := time.Now(), startCPU()
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
 				i := int(n.Add(1))
@@ -56,6 +57,7 @@ func BenchmarkCreatePeer(b *testing.B) {
 			}
 		})
 		reportRate(b, n.Load(), time.Since(start), "creates/s")
+		cpu.report(b, n.Load())
 	})
 }
 
@@ -76,15 +78,19 @@ func importInput(name string, n int) control.ImportInput {
 func BenchmarkImport20k(b *testing.B) {
 	e := newEnv(b)
 	i := 0
+	var cpu time.Duration
 	for b.Loop() {
 		i++
 		b.StopTimer()
 		in := importInput(fmt.Sprintf("imp%d", i), 20000)
 		b.StartTimer()
+		c := cpuTime()
 		if _, err := e.svc.ImportNetwork(ctx, in); err != nil {
 			b.Fatal(err)
 		}
+		cpu += cpuTime() - c
 	}
+	b.ReportMetric(float64(cpu.Milliseconds())/float64(i), "cpu-ms/op")
 }
 
 // BenchmarkListPeers50k: one page of all 50,000 peers of a network.
@@ -93,7 +99,9 @@ func BenchmarkListPeers50k(b *testing.B) {
 	if _, err := e.svc.ImportNetwork(ctx, importInput("big", 50000)); err != nil {
 		b.Fatal(err)
 	}
+	cpu, n := startCPU(), int64(0)
 	for b.Loop() {
+		n++
 		page, err := e.svc.ListPeers(ctx, control.PeerFilter{Network: "big", Limit: 50000})
 		if err != nil {
 			b.Fatal(err)
@@ -102,6 +110,7 @@ func BenchmarkListPeers50k(b *testing.B) {
 			b.Fatalf("%d peers", len(page.Peers))
 		}
 	}
+	cpu.report(b, n)
 }
 
 // BenchmarkAuthenticate: a token check on the read path (no write per request).
