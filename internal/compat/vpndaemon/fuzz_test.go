@@ -81,7 +81,7 @@ func FuzzAddPeerForm(f *testing.F) {
 	h := New(Config{Device: &device{Memory: wgdevtest.NewMemory("wg0")}})
 	f.Fuzz(func(t *testing.T, body string) {
 		req := newPost(t, "/w/add_peer", body, "")
-		peer, err := h.parseAddPeer(req)
+		peer, err := h.parseAddPeer(req.Context(), req)
 		if err != nil {
 			oneLine(t, err)
 			return

@@ -34,12 +34,16 @@ func (h *Handler) node(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
+	// One deadline for all device work of the request, so that the answer stays within
+	// the portal's budget even on a device that does not answer.
+	ctx, cancel := context.WithTimeout(r.Context(), h.deviceTimeout)
+	defer cancel()
 	out := nodeJSON{
 		CPUCount:        h.cpuCount,
 		LoadAverage:     []float64{},
 		RelLoadAverage:  []int{},
 		MaintenanceMode: h.maintenanceMode(),
-		NodeUptime:      h.nodeUptime(r.Context()),
+		NodeUptime:      h.nodeUptime(ctx),
 		V:               h.version,
 	}
 	if load, err := readLoadAvg(filepath.Join(h.procRoot, "loadavg")); err == nil {
@@ -48,9 +52,19 @@ func (h *Handler) node(w http.ResponseWriter, r *http.Request) {
 	}
 	if counts {
 		// Without counts, /i/node (the portal's liveness probe) touches neither the peer
-		// list nor any OpenVPN socket, so it stays fast whatever the node's load.
-		ctx, cancel := context.WithTimeout(r.Context(), h.deviceTimeout)
-		defer cancel()
+		// list nor any OpenVPN socket, so it stays fast whatever the node's load. With
+		// them, OpenVPN is asked while the device is read: the slower of the two budgets
+		// bounds the answer, not their sum.
+		ovpn := make(chan int, 1)
+		go func() {
+			n := 0
+			for _, c := range h.connections(r.Context()) {
+				if c.CommonName != "" && c.CommonName != "UNDEF" {
+					n++
+				}
+			}
+			ovpn <- n
+		}()
 		peers, err := h.dev.Peers(ctx)
 		if err != nil {
 			h.fail(w, r, fmt.Errorf("count peers: %w", err))
@@ -63,12 +77,7 @@ func (h *Handler) node(w http.ResponseWriter, r *http.Request) {
 				wc++
 			}
 		}
-		oc := 0
-		for _, c := range h.connections(r.Context()) {
-			if c.CommonName != "" && c.CommonName != "UNDEF" {
-				oc++
-			}
-		}
+		oc := <-ovpn
 		out.WPeerCount, out.OClientCount = &wc, &oc
 	}
 	writeJSON(w, http.StatusOK, out)
@@ -106,18 +115,21 @@ func (h *Handler) nodeUptime(ctx context.Context) int64 {
 // portal connect, so it must not cost a device round trip.
 func (h *Handler) deviceInfo(ctx context.Context) (wgdev.Info, bool) {
 	h.infoMu.Lock()
-	defer h.infoMu.Unlock()
-	if h.infoOK {
-		return h.info, true
+	info, ok := h.info, h.infoOK
+	h.infoMu.Unlock()
+	if ok {
+		return info, true
 	}
-	ctx, cancel := context.WithTimeout(ctx, h.deviceTimeout)
-	defer cancel()
+	// Not under the lock: a device that hangs must not make later requests wait past
+	// their own deadlines. Concurrent first calls may each read; that is harmless.
 	info, err := h.dev.Info(ctx)
 	if err != nil {
 		h.log.Warn("reading device info failed", "err", err)
 		return wgdev.Info{}, false
 	}
+	h.infoMu.Lock()
 	h.info, h.infoOK = info, true
+	h.infoMu.Unlock()
 	return info, true
 }
 

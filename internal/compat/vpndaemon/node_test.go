@@ -1,6 +1,7 @@
 package vpndaemon
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"os"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/wirefleet/wirefleet"
+	"github.com/wirefleet/wirefleet/internal/wgdev"
 )
 
 func TestNodeGolden(t *testing.T) {
@@ -118,5 +120,67 @@ func TestNodeCounts(t *testing.T) {
 	r = f.do(t, http.MethodGet, "/i/node?include_client_peer_count=yes", "")
 	if got := decode[map[string]any](t, r.body); got["w_peer_count"] != 0.0 || got["o_client_count"] != 0.0 {
 		t.Errorf("counts on an empty node: %s, want both 0", r.body)
+	}
+}
+
+// slowDevice answers reads after a delay, or never (until ctx ends) when hang is set.
+type slowDevice struct {
+	*device
+	delay time.Duration
+	hang  bool
+}
+
+func (s slowDevice) wait(ctx context.Context) error {
+	if s.hang {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	time.Sleep(s.delay)
+	return nil
+}
+
+func (s slowDevice) Peers(ctx context.Context) ([]wgdev.PeerStatus, error) {
+	if err := s.wait(ctx); err != nil {
+		return nil, err
+	}
+	return s.device.Peers(ctx)
+}
+
+func (s slowDevice) Info(ctx context.Context) (wgdev.Info, error) {
+	if err := s.wait(ctx); err != nil {
+		return wgdev.Info{}, err
+	}
+	return s.device.Info(ctx)
+}
+
+// TestNodeTimeBudget: with counts, the device and OpenVPN are asked at the same time (the
+// answer takes the slower of the two, not their sum), and a hung device cannot hold
+// /i/node past the request's device budget.
+func TestNodeTimeBudget(t *testing.T) {
+	const d = 600 * time.Millisecond
+	f := newFixture(t, func(c *Config) {
+		c.OpenVPN = &fakeOpenVPN{delay: d, conns: []OpenVPNConnection{{"a", "198.51.100.3", "2001:db8::3"}}}
+	})
+	f.h.dev = slowDevice{device: f.dev, delay: d}
+	f.h.infoOK, f.h.info = true, wgdev.Info{Created: epoch.Add(-time.Hour)} // Info read before
+	start := time.Now()
+	r := f.do(t, http.MethodGet, "/i/node?include_client_peer_count=yes", "")
+	if took := time.Since(start); took > 2*d-200*time.Millisecond {
+		t.Errorf("took %v with device and OpenVPN each taking %v: not concurrent", took, d)
+	}
+	if got := decode[nodeJSON](t, r.body); got.OClientCount == nil || *got.OClientCount != 1 {
+		t.Errorf("/i/node: %s, want o_client_count 1", r.body)
+	}
+
+	const budget = 300 * time.Millisecond
+	f = newFixture(t, func(c *Config) { c.DeviceTimeout = budget })
+	f.h.dev = slowDevice{device: f.dev, hang: true}
+	start = time.Now()
+	r = f.do(t, http.MethodGet, "/i/node", "")
+	if took := time.Since(start); took > budget+time.Second {
+		t.Errorf("/i/node took %v on a hung device, want about the %v budget", took, budget)
+	}
+	if r.status != 200 {
+		t.Errorf("/i/node on a hung device: %d, want 200 (liveness does not need the device)", r.status)
 	}
 }

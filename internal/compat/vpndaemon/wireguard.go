@@ -77,13 +77,14 @@ func (h *Handler) lockWrites(ctx context.Context) error {
 func (h *Handler) unlockWrites() { <-h.writes }
 
 func (h *Handler) addPeer(w http.ResponseWriter, r *http.Request) {
-	peer, err := h.parseAddPeer(r)
+	// One deadline for all device work of the request (own key, lock, apply).
+	ctx, cancel := context.WithTimeout(r.Context(), h.deviceTimeout)
+	defer cancel()
+	peer, err := h.parseAddPeer(ctx, r)
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), h.deviceTimeout)
-	defer cancel()
 	if err := h.lockWrites(ctx); err != nil {
 		h.fail(w, r, err)
 		return
@@ -99,7 +100,7 @@ func (h *Handler) addPeer(w http.ResponseWriter, r *http.Request) {
 }
 
 // parseAddPeer validates the whole request before anything touches the device.
-func (h *Handler) parseAddPeer(r *http.Request) (wgdev.Peer, error) {
+func (h *Handler) parseAddPeer(ctx context.Context, r *http.Request) (wgdev.Peer, error) {
 	form, err := readForm(r)
 	if err != nil {
 		return wgdev.Peer{}, err
@@ -112,7 +113,7 @@ func (h *Handler) parseAddPeer(r *http.Request) (wgdev.Peer, error) {
 	if err != nil {
 		return wgdev.Peer{}, err
 	}
-	if own, ok := h.ownKey(r.Context()); ok && own == key {
+	if own, ok := h.ownKey(ctx); ok && own == key {
 		return wgdev.Peer{}, badf("invalid public_key: it is this node's own public key")
 	}
 	nets, err := parseIPNets(form["ip_net"])
