@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/wirefleet/wirefleet/internal/e2e"
 	"github.com/wirefleet/wirefleet/internal/openvpn"
 	"github.com/wirefleet/wirefleet/internal/testenv"
@@ -238,6 +239,29 @@ func TestBridge(t *testing.T) {
 		errs := fleet.ManagementErrors()
 		if errs[openvpn.ErrorKey{Process: "hung", Op: "status"}] == 0 || errs[openvpn.ErrorKey{Process: "stopped", Op: "status"}] == 0 {
 			t.Errorf("management errors %v, want hung and stopped counted", errs)
+		}
+	})
+
+	t.Run("metrics", func(t *testing.T) {
+		want := `
+# HELP wirefleet_openvpn_clients Authenticated clients connected to the OpenVPN process.
+# TYPE wirefleet_openvpn_clients gauge
+wirefleet_openvpn_clients{process="alt"} 2
+wirefleet_openvpn_clients{process="udp"} 2
+# HELP wirefleet_openvpn_up 1 if the OpenVPN process answered on its management socket during this scrape, else 0.
+# TYPE wirefleet_openvpn_up gauge
+wirefleet_openvpn_up{process="alt"} 1
+wirefleet_openvpn_up{process="hung"} 0
+wirefleet_openvpn_up{process="stopped"} 0
+wirefleet_openvpn_up{process="udp"} 1
+`
+		c := openvpn.NewCollector(fleet)
+		if err := testutil.CollectAndCompare(c, strings.NewReader(want), "wirefleet_openvpn_clients", "wirefleet_openvpn_up"); err != nil {
+			t.Error(err)
+		}
+		// One byte-counter series per connection.
+		if n := testutil.CollectAndCount(c, "wirefleet_openvpn_client_received_bytes_total"); n != 4 {
+			t.Errorf("%d received-bytes series, want 4", n)
 		}
 	})
 
