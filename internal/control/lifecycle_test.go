@@ -359,3 +359,50 @@ func TestSnapshotMatchesLog(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestFollowerReplicates(t *testing.T) {
+	primary, replica := newEnv(t), newEnv(t)
+	mustNetwork(t, primary, dual("net"))
+	for i := range 5 {
+		if _, err := primary.svc.CreatePeer(ctx, control.PeerInput{Network: "net", PublicKey: key(i + 1)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	snap, err := primary.svc.Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := replica.svc.LoadSnapshot(ctx, snap); err != nil {
+		t.Fatal(err)
+	}
+	if err := primary.svc.DeletePeer(ctx, "net", key(2)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := primary.svc.CreatePeer(ctx, control.PeerInput{Network: "net", PublicKey: key(9)}); err != nil {
+		t.Fatal(err)
+	}
+	tail, err := primary.svc.OpsAfter(ctx, snap.Seq, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := replica.svc.ApplyOps(ctx, tail); err != nil {
+		t.Fatal(err)
+	}
+	// Applying again is a gap/divergence: refused as a whole.
+	wantKind(t, replica.svc.ApplyOps(ctx, tail), wirefleet.KindConflict)
+	want, _ := primary.svc.Snapshot(ctx)
+	got, _ := replica.svc.Snapshot(ctx)
+	if diff := cmp.Diff(want, got, cmpDomain...); diff != "" {
+		t.Errorf("replica snapshot (-primary +replica):\n%s", diff)
+	}
+	base, _, _ := replica.svc.LogBase(ctx)
+	if base != snap.Seq {
+		t.Errorf("replica log base %d, want %d", base, snap.Seq)
+	}
+	if err := primary.svc.CompactLog(ctx, 3); err != nil {
+		t.Fatal(err)
+	}
+	if base, _, _ := primary.svc.LogBase(ctx); base != 3 {
+		t.Errorf("primary log base %d after compaction, want 3", base)
+	}
+}

@@ -133,3 +133,54 @@ func (s *Service) OpsAfter(ctx context.Context, after uint64, limit int) ([]wire
 
 // WaitOps blocks until an op after seq is committed or ctx is done (streaming followers).
 func (s *Service) WaitOps(ctx context.Context, after uint64) error { return s.st.WaitOps(ctx, after) }
+
+// LogBase returns where the stored log starts (see store.ReadTx.LogBase): a consumer asking
+// for ops after a seq below it must reload a snapshot ("compacted").
+func (s *Service) LogBase(ctx context.Context) (uint64, wirefleet.Hash, error) {
+	var seq uint64
+	var h wirefleet.Hash
+	err := s.st.View(ctx, func(tx store.ReadTx) (err error) {
+		seq, h, err = tx.LogBase()
+		return err
+	})
+	return seq, h, err
+}
+
+// CompactLog drops the ops up to and including seq (local; no op is logged).
+func (s *Service) CompactLog(ctx context.Context, through uint64) error {
+	return s.st.Update(ctx, func(tx store.Tx) error { return tx.CompactLog(through) })
+}
+
+// ApplyOps applies ops received from a primary, in order, in one transaction (a read
+// replica, `wirefleet server --follow`). On any error nothing is applied: KindConflict means
+// a gap or a diverged history, and the follower should reload a snapshot.
+func (s *Service) ApplyOps(ctx context.Context, ops []wirefleet.Op) error {
+	return s.st.Update(ctx, func(tx store.Tx) error {
+		s.forgetCaches(tx)
+		for _, op := range ops {
+			if err := tx.ApplyOp(op); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// LoadSnapshot replaces the whole state with snap (a replica's start or reload).
+func (s *Service) LoadSnapshot(ctx context.Context, snap wirefleet.Snapshot) error {
+	return s.st.Update(ctx, func(tx store.Tx) error {
+		s.forgetCaches(tx)
+		return tx.ResetToSnapshot(snap)
+	})
+}
+
+// forgetCaches drops every writer-side cache now and again on rollback: replicated changes
+// bypass the use cases that keep them in step.
+func (s *Service) forgetCaches(tx store.Tx) {
+	clear(s.pools)
+	clear(s.nets)
+	tx.AfterRollback(func() {
+		clear(s.pools)
+		clear(s.nets)
+	})
+}

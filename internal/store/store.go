@@ -67,6 +67,10 @@ type ReadTx interface {
 	ListTokens() ([]wirefleet.Token, error)
 	// Head returns the last seq and hash (0 and the zero hash for an empty log).
 	Head() (uint64, wirefleet.Hash, error)
+	// LogBase returns where the stored log starts: the seq and hash of the op before the
+	// first stored one ((0, zero) for a full log). Ops at or below it were compacted or, on
+	// a replica, precede its snapshot: a consumer asking for them gets "compacted".
+	LogBase() (uint64, wirefleet.Hash, error)
 	// Op returns the op at seq (KindNotFound when absent or compacted).
 	Op(seq uint64) (wirefleet.Op, error)
 	// OpsAfter returns up to limit ops with seq > after, in order (limit 0 = no limit).
@@ -96,6 +100,21 @@ type Tx interface {
 	// step with the database.
 	AfterCommit(f func())
 	AfterRollback(f func())
+
+	// Replication (a read replica following a primary) and compaction.
+
+	// ApplyOp applies an op received from a primary and stores it verbatim (same seq, hash,
+	// time). It must continue the local head: KindConflict if op.Seq is not head+1 or
+	// op.PrevHash is not the head's hash (a diverged history), or if the op's hash does not
+	// match its content. A "put" replaces the whole record; deleting an absent record is not
+	// an error (the state is what the log says).
+	ApplyOp(op wirefleet.Op) error
+	// ResetToSnapshot replaces the whole state with snap and makes (snap.Seq, snap.Hash)
+	// both the log base and the head: the stored log restarts after the snapshot.
+	ResetToSnapshot(snap wirefleet.Snapshot) error
+	// CompactLog deletes the ops up to and including seq (which must not exceed the head)
+	// and moves the log base there. It appends no op: compaction is local.
+	CompactLog(through uint64) error
 }
 
 // MaxListHint bounds how many rows a backend preallocates for a limited listing.

@@ -411,28 +411,50 @@ func (r *reader) Head() (uint64, wirefleet.Hash, error) {
 	var h []byte
 	err := r.queryRow(`SELECT seq, hash FROM ops ORDER BY seq DESC LIMIT 1`).Scan(&seq, &h)
 	if errors.Is(err, sql.ErrNoRows) {
-		return 0, wirefleet.Hash{}, nil
+		return r.LogBase()
 	}
 	if err != nil {
 		return 0, wirefleet.Hash{}, dbErr("read log head", err)
 	}
-	var out wirefleet.Hash
-	if len(h) != len(out) {
-		return 0, out, corrupt("op %d hash has %d bytes", seq, len(h))
-	}
-	copy(out[:], h)
-	return seq, out, nil
+	out, err := hashOf(seq, h)
+	return seq, out, err
 }
 
-const opCols = `seq, prev_hash, hash, time, type, key, value`
+func (r *reader) LogBase() (uint64, wirefleet.Hash, error) {
+	var seq uint64
+	var h []byte
+	if err := r.queryRow(`SELECT seq, hash FROM log_base WHERE id = 1`).Scan(&seq, &h); err != nil {
+		return 0, wirefleet.Hash{}, dbErr("read log base", err)
+	}
+	out, err := hashOf(seq, h)
+	return seq, out, err
+}
+
+func hashOf(seq uint64, b []byte) (wirefleet.Hash, error) {
+	var out wirefleet.Hash
+	if len(b) != len(out) {
+		return out, corrupt("hash at seq %d has %d bytes", seq, len(b))
+	}
+	copy(out[:], b)
+	return out, nil
+}
+
+const opCols = `seq, prev_hash, hash, time, type, key, value, value_digest`
 
 func scanOp(sc interface{ Scan(...any) error }) (wirefleet.Op, error) {
 	var op wirefleet.Op
-	var prev, h, value []byte
+	var prev, h, value, digest []byte
 	var t int64
 	var typ string
-	if err := sc.Scan(&op.Seq, &prev, &h, &t, &typ, &op.Key, &value); err != nil {
+	if err := sc.Scan(&op.Seq, &prev, &h, &t, &typ, &op.Key, &value, &digest); err != nil {
 		return op, err
+	}
+	if digest != nil {
+		d, err := hashOf(op.Seq, digest)
+		if err != nil {
+			return op, err
+		}
+		op.ValueDigest = &d
 	}
 	if len(prev) != len(op.PrevHash) || len(h) != len(op.Hash) {
 		return op, corrupt("op %d hashes have the wrong length", op.Seq)

@@ -1,6 +1,12 @@
 -- Generated from migrations/ by `go test ./internal/store/sqlite -run TestSchema -update`.
 -- Do not edit: add a migration instead.
 
+CREATE TABLE log_base (
+	id   INTEGER PRIMARY KEY CHECK (id = 1),
+	seq  INTEGER NOT NULL,
+	hash BLOB NOT NULL
+) STRICT;
+
 CREATE TABLE networks (
 	name        TEXT PRIMARY KEY,
 	listen_port INTEGER NOT NULL,
@@ -26,7 +32,7 @@ CREATE TABLE ops (
 	type      TEXT NOT NULL,
 	key       TEXT NOT NULL,
 	value     BLOB NOT NULL                -- JSON
-) STRICT;
+, value_digest BLOB) STRICT;
 
 CREATE TABLE peer_addresses (
 	network    TEXT NOT NULL,
@@ -62,4 +68,4 @@ CREATE TABLE tokens (
 
 CREATE INDEX peers_expiry ON peers (expires_at) WHERE expires_at IS NOT NULL AND expired = 0;
 
-PRAGMA user_version = 1;
+PRAGMA user_version = 2;

@@ -47,8 +47,17 @@ func (t *writeTx) appendOp(typ wirefleet.OpType, key string, v any) error {
 		return err
 	}
 	op := t.s.w.head.Next(t.s.now(), typ, key, value)
-	if _, err := t.exec(`INSERT INTO ops (`+opCols+`) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		op.Seq, op.PrevHash[:], op.Hash[:], toMicros(op.Time), string(op.Type), op.Key, []byte(op.Value)); err != nil {
+	return t.insertOp(op)
+}
+
+// insertOp stores op as is and makes it the head.
+func (t *writeTx) insertOp(op wirefleet.Op) error {
+	var digest []byte
+	if op.ValueDigest != nil {
+		digest = op.ValueDigest[:]
+	}
+	if _, err := t.exec(`INSERT INTO ops (`+opCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		op.Seq, op.PrevHash[:], op.Hash[:], toMicros(op.Time), string(op.Type), op.Key, []byte(op.Value), digest); err != nil {
 		return dbErr("append op", err)
 	}
 	t.s.w.head = oplog.Head{Seq: op.Seq, Hash: op.Hash}
@@ -198,6 +207,14 @@ func (t *writeTx) InsertPeer(p wirefleet.Peer) error {
 	if err := t.checkPeer(p); err != nil {
 		return err
 	}
+	if err := t.insertPeerRows(p); err != nil {
+		return err
+	}
+	return t.appendOp(wirefleet.OpPeerPut, wirefleet.PeerKey(p.Network, p.PublicKey), wirefleet.PeerValueOf(p))
+}
+
+// insertPeerRows inserts the peer row and its address rows.
+func (t *writeTx) insertPeerRows(p wirefleet.Peer) error {
 	_, err := t.exec(`INSERT INTO peers (`+peerCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		p.Network, p.PublicKey.String(), p.Name, joinList(p.Addresses), pskArg(p), boolInt(p.Enabled),
 		nullMicros(p.ExpiresAt), boolInt(p.Expired), toMicros(p.CreatedAt), toMicros(p.UpdatedAt))
@@ -207,10 +224,7 @@ func (t *writeTx) InsertPeer(p wirefleet.Peer) error {
 	if err != nil {
 		return dbErr("insert peer", err)
 	}
-	if err := t.insertAddresses(p); err != nil {
-		return err
-	}
-	return t.appendOp(wirefleet.OpPeerPut, wirefleet.PeerKey(p.Network, p.PublicKey), wirefleet.PeerValueOf(p))
+	return t.insertAddresses(p)
 }
 
 func (t *writeTx) UpdatePeer(p wirefleet.Peer) error {
@@ -279,6 +293,14 @@ func (t *writeTx) InsertToken(tok wirefleet.Token) error {
 	if err := tok.Validate(); err != nil {
 		return err
 	}
+	if err := t.insertTokenRow(tok); err != nil {
+		return err
+	}
+	tok.LastUsedAt = nil // bookkeeping, not replicated
+	return t.appendOp(wirefleet.OpTokenPut, wirefleet.TokenKey(tok.ID), wirefleet.TokenValueOf(tok))
+}
+
+func (t *writeTx) insertTokenRow(tok wirefleet.Token) error {
 	roles := make([]string, len(tok.Roles))
 	for i, r := range tok.Roles {
 		roles[i] = string(r)
@@ -289,11 +311,7 @@ func (t *writeTx) InsertToken(tok wirefleet.Token) error {
 	if isConstraint(err) {
 		return wirefleet.Errorf(wirefleet.KindConflict, "token %q already exists", tok.ID)
 	}
-	if err != nil {
-		return dbErr("insert token", err)
-	}
-	tok.LastUsedAt = nil // bookkeeping, not replicated
-	return t.appendOp(wirefleet.OpTokenPut, wirefleet.TokenKey(tok.ID), wirefleet.TokenValueOf(tok))
+	return dbErr("insert token", err)
 }
 
 func (t *writeTx) DeleteToken(id string) error {

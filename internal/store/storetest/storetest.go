@@ -43,10 +43,12 @@ func Run(t *testing.T, newDB Factory) {
 		{"Concurrent", testConcurrent},
 		{"Persistence", testPersistence},
 		{"WaitOps", testWaitOps},
+		{"Compaction", testCompaction},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newDB(t)) })
 	}
+	t.Run("Replication", func(t *testing.T) { testReplication(t, newDB) })
 }
 
 var t0 = time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC)
@@ -138,14 +140,18 @@ func verifyLog(t *testing.T, s store.Store) []wirefleet.Op {
 	var ops []wirefleet.Op
 	var seq uint64
 	var h wirefleet.Hash
+	var base oplog.Head
 	view(t, s, func(tx store.ReadTx) (err error) {
-		if ops, err = tx.OpsAfter(0, 0); err != nil {
+		if base.Seq, base.Hash, err = tx.LogBase(); err != nil {
+			return err
+		}
+		if ops, err = tx.OpsAfter(base.Seq, 0); err != nil {
 			return err
 		}
 		seq, h, err = tx.Head()
 		return err
 	})
-	head, err := oplog.Verify(oplog.Head{}, ops)
+	head, err := oplog.Verify(base, ops)
 	if err != nil {
 		t.Fatalf("log does not verify: %v", err)
 	}
