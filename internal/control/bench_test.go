@@ -58,6 +58,8 @@ func BenchmarkCreatePeer(b *testing.B) {
 		})
 		reportRate(b, n.Load(), time.Since(start), "creates/s")
 		cpu.report(b, n.Load())
+		st := e.st.Stats()
+		b.ReportMetric(float64(st.Calls)/float64(max(st.Batches, 1)), "calls/fsync")
 	})
 }
 

@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/wirefleet/wirefleet"
@@ -58,7 +59,18 @@ type Store struct {
 	closeMu  sync.Mutex // guards closed
 	closed   bool
 	w        *writer // the writer's state; touched only by the writer goroutine
+
+	batches, calls atomic.Uint64 // committed transactions and the Update calls they carried
 }
+
+// Stats reports group-commit activity since Open.
+type Stats struct {
+	Batches uint64 // transactions committed (one fsync each)
+	Calls   uint64 // Update calls they carried
+}
+
+// Stats returns the group-commit counters (for metrics and benchmarks).
+func (s *Store) Stats() Stats { return Stats{Batches: s.batches.Load(), Calls: s.calls.Load()} }
 
 var _ store.Store = (*Store)(nil)
 

@@ -187,6 +187,8 @@ func (s *Store) runBatch(batch []*request) {
 		fail(unavailable("commit", err))
 		return
 	}
+	s.batches.Add(1)
+	s.calls.Add(uint64(len(batch)))
 	for _, r := range batch {
 		if r.err == nil {
 			runHooks(r.onCommit)
