@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/wirefleet/wirefleet"
+	"github.com/wirefleet/wirefleet/internal/compat/vpndaemon"
 	"github.com/wirefleet/wirefleet/internal/wgdev"
 	"github.com/wirefleet/wirefleet/internal/wgdev/wgdevtest"
 )
@@ -216,5 +217,44 @@ func TestRunRefusesBadCredentials(t *testing.T) {
 	err := Run(context.Background(), cfg)
 	if err == nil || !strings.Contains(err.Error(), "ca.crt") {
 		t.Errorf("Run with an empty credentials directory: %v, want an error naming ca.crt", err)
+	}
+}
+
+// hungOpenVPN never answers within its context (a stuck management socket).
+type hungOpenVPN struct{}
+
+func (hungOpenVPN) Connections(ctx context.Context) ([]vpndaemon.OpenVPNConnection, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+func (hungOpenVPN) Disconnect(ctx context.Context, _ string) error { <-ctx.Done(); return ctx.Err() }
+
+// TestShutdownLetsRequestsFinish: SIGTERM (ctx cancel) during a request that takes the
+// OpenVPN budget still answers it, then Run returns.
+func TestShutdownLetsRequestsFinish(t *testing.T) {
+	addr, _, stop := startGateway(t, func(c *Config) { c.OpenVPN = hungOpenVPN{} })
+	type result struct {
+		status int
+		body   string
+		err    error
+	}
+	res := make(chan result, 1)
+	go func() {
+		resp, err := http.Get("http://" + addr + "/o/connection_list")
+		if err != nil {
+			res <- result{err: err}
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		res <- result{status: resp.StatusCode, body: string(b)}
+	}()
+	time.Sleep(300 * time.Millisecond) // the request is in the handler, waiting for OpenVPN
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	r := <-res
+	if r.err != nil || r.status != 200 || strings.TrimSpace(r.body) != `{"connection_list":[]}` {
+		t.Errorf("in-flight request at shutdown: %d %q %v, want 200 with an empty list", r.status, r.body, r.err)
 	}
 }
