@@ -378,7 +378,16 @@ func (s *Service) ExpirePeers(ctx context.Context) (int, error) {
 		now := s.clock()
 		f := false
 		n := 0
-		err := s.st.Update(ctx, func(tx store.Tx) error {
+		// Look on the read pool first: most sweeps find nothing and need not touch the writer.
+		var due []wirefleet.Peer
+		err := s.st.View(ctx, func(tx store.ReadTx) (err error) {
+			due, err = tx.ListPeers(store.PeerQuery{Expired: &f, ExpiresBefore: &now, Limit: 1})
+			return err
+		})
+		if err != nil || len(due) == 0 {
+			return total, err
+		}
+		err = s.st.Update(ctx, func(tx store.Tx) error {
 			ps, err := tx.ListPeers(store.PeerQuery{Expired: &f, ExpiresBefore: &now, Limit: sweepBatch})
 			if err != nil {
 				return err

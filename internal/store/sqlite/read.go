@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -274,7 +275,9 @@ func boolInt(b bool) int {
 	return 0
 }
 
-func (r *reader) ListPeers(q store.PeerQuery) ([]wirefleet.Peer, error) {
+// peerQuerySQL builds the SELECT of q. Booleans are literals, not parameters, so that the
+// planner can use the partial index peers_expiry (expires_at IS NOT NULL AND expired = 0).
+func peerQuerySQL(q store.PeerQuery) (string, []any) {
 	var sb strings.Builder
 	sb.WriteString(`SELECT ` + peerCols + ` FROM peers WHERE 1=1`)
 	var args []any
@@ -283,12 +286,10 @@ func (r *reader) ListPeers(q store.PeerQuery) ([]wirefleet.Peer, error) {
 		args = append(args, q.Network)
 	}
 	if q.Enabled != nil {
-		sb.WriteString(` AND enabled = ?`)
-		args = append(args, boolInt(*q.Enabled))
+		sb.WriteString(` AND enabled = ` + strconv.Itoa(boolInt(*q.Enabled)))
 	}
 	if q.Expired != nil {
-		sb.WriteString(` AND expired = ?`)
-		args = append(args, boolInt(*q.Expired))
+		sb.WriteString(` AND expired = ` + strconv.Itoa(boolInt(*q.Expired)))
 	}
 	if q.NamePrefix != "" {
 		sb.WriteString(` AND substr(name, 1, length(?)) = ?`)
@@ -307,7 +308,12 @@ func (r *reader) ListPeers(q store.PeerQuery) ([]wirefleet.Peer, error) {
 		sb.WriteString(` LIMIT ?`)
 		args = append(args, q.Limit)
 	}
-	rows, err := r.query(sb.String(), args...)
+	return sb.String(), args
+}
+
+func (r *reader) ListPeers(q store.PeerQuery) ([]wirefleet.Peer, error) {
+	query, args := peerQuerySQL(q)
+	rows, err := r.query(query, args...)
 	if err != nil {
 		return nil, dbErr("list peers", err)
 	}
