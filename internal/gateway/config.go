@@ -3,9 +3,9 @@
 // in the state directory, and serves the eduVPN vpn-daemon API (internal/compat/vpndaemon)
 // over HTTP, or HTTPS with required client certificates when CREDENTIALS_DIRECTORY is set.
 //
-// Standalone mode, the only one so far, makes the vpn-daemon API the source of truth, as
-// eduVPN's daemon is: the portal adds and removes peers and re-syncs them every few minutes.
-// Managed mode (following a control plane) is reserved in Config.Managed.
+// Standalone mode (Config, Run) makes the vpn-daemon API the source of truth, as eduVPN's
+// daemon is: the portal adds and removes peers and re-syncs them every few minutes.
+// Managed mode (Managed, RunManaged in managed.go) follows a control plane instead.
 package gateway
 
 import (
@@ -55,11 +55,6 @@ type Config struct {
 	// server.crt (with intermediates appended) and server.key are read from it and every
 	// client must present a certificate signed by ca.crt.
 	CredentialsDir string
-	// Managed is reserved for managed mode (-control URL -token T -network NAME, a later
-	// issue): the gateway will then follow a control plane instead of serving as the source
-	// of truth. Validate refuses it until it exists.
-	Managed ManagedConfig
-
 	Logger *slog.Logger // nil: slog.Default()
 
 	// Hooks for tests and other composition roots; nil means the production default.
@@ -83,13 +78,6 @@ type DeviceConfig struct {
 	// them (peers of a shared interface that are not the portal's stay untouched). Empty
 	// with attach: every peer, as vpn-daemon. Devices the gateway creates are all its own.
 	ManagedPrefixes []netip.Prefix
-}
-
-// ManagedConfig is the placeholder for managed mode.
-type ManagedConfig struct {
-	ControlURL string
-	Token      string
-	Network    string
 }
 
 // Default returns the configuration of `wirefleet gateway` without flags.
@@ -137,9 +125,6 @@ func (c Config) Validate() error {
 	}
 	if c.StateDir == "" {
 		return fmt.Errorf("-state-dir %q: a directory is needed to keep the device's private key", c.StateDir)
-	}
-	if c.Managed != (ManagedConfig{}) {
-		return fmt.Errorf("-control %q: managed mode is not available yet; run the gateway standalone", c.Managed.ControlURL)
 	}
 	return nil
 }

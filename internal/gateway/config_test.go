@@ -31,7 +31,6 @@ func TestValidate(t *testing.T) {
 		}, "-wg-managed-prefix 198.51.100.1/24: want a network prefix without host bits, such as 198.51.100.0/24"},
 		{"mtu", func(c *Config) { c.Device.MTU = 100 }, "MTU 100: want 576 to 65535, or 0 for the default"},
 		{"state dir", func(c *Config) { c.StateDir = "" }, `-state-dir "": a directory is needed to keep the device's private key`},
-		{"managed", func(c *Config) { c.Managed.ControlURL = "https://cp.example" }, `-control "https://cp.example": managed mode is not available yet; run the gateway standalone`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
