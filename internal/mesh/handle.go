@@ -17,6 +17,9 @@ import (
 // It returns the node's state (created if new) or nil when the record is refused. Caller
 // holds mu.
 func (n *Node) accept(rec wire.Node, via string) *nodeState {
+	if ns := n.nodes[rec.WgIP]; ns != nil && ns.rec.Identity != nil && ns.rec.Equal(&rec) {
+		return ns // the record we hold, already verified and bound (the common case)
+	}
 	if err := rec.Verify(); err != nil {
 		n.metrics.dropped.WithLabelValues("signature").Inc()
 		return nil
@@ -53,7 +56,7 @@ func (n *Node) accept(rec wire.Node, via string) *nodeState {
 			if ns.direct {
 				n.demote(ns, "new WireGuard key")
 			}
-			ns.cand = nil
+			ns.cand, ns.adj = nil, nil
 			ns.lanNext, ns.natNext, ns.lanWait, ns.natWait = time.Time{}, time.Time{}, 0, 0
 		}
 		ns.rec = rec
@@ -227,6 +230,13 @@ func (n *Node) learnDB(ctx context.Context, from *nodeState, db wire.RouteDB) {
 		}
 		if len(e.Path) == 0 && e.Seen.IsValid() {
 			ns.seen = e.Seen
+		}
+		if a := e.Adj; a != nil && a.WgIP == ns.rec.WgIP && a.KeyTime == ns.rec.KeyTime && a.Newer(ns.adj) {
+			if err := a.Verify(ns.rec.Identity); err == nil {
+				ns.adj = a
+			} else {
+				n.metrics.dropped.WithLabelValues("signature").Inc()
+			}
 		}
 		adverts = append(adverts, routing.Advert{Dest: e.Node.WgIP, Path: e.Path})
 	}

@@ -35,6 +35,7 @@ const (
 	keepalive       = 25 * time.Second // below the 30 s a NAT keeps an unanswered UDP mapping
 	punchKeepalive  = time.Second      // while punching: keep sending so both NATs open
 	stagger         = 300 * time.Millisecond
+	pushGap         = 200 * time.Millisecond // at most one route-database push per gap
 )
 
 // nodeState is what this node knows about another node.
@@ -53,7 +54,8 @@ type nodeState struct {
 	adverts   []routing.Advert // its route database, when direct
 	dbVersion uint64
 	dbAsked   time.Time
-	seen      netip.AddrPort // its NAT-visible WireGuard endpoint, as a common peer sees it
+	seen      netip.AddrPort  // its NAT-visible WireGuard endpoint, as a common peer sees it
+	adj       *wire.Adjacency // its latest verified list of direct peers
 
 	cand     *candidate
 	lanNext  time.Time
@@ -89,16 +91,19 @@ type Node struct {
 	now      func() time.Time
 	wgPub    wirefleet.Key
 
-	mu         sync.Mutex // guards every field below
-	self       wire.Node
-	mySeen     netip.AddrPort
-	nodes      map[netip.Addr]*nodeState
-	routes     map[netip.Addr]routing.Route
-	dbVersion  uint64
-	dbHash     string
-	applied    map[wirefleet.Key]wgdev.Peer
-	forwarding bool
-	refusedLog map[string]time.Time // last log line per refused claim, to rate-limit them
+	mu          sync.Mutex // guards every field below
+	self        wire.Node
+	adj         wire.Adjacency // our signed list of direct peers
+	mySeen      netip.AddrPort
+	nodes       map[netip.Addr]*nodeState
+	routes      map[netip.Addr]routing.Route
+	dbVersion   uint64
+	dbHash      string
+	applied     map[wirefleet.Key]wgdev.Peer
+	forwarding  bool
+	refusedLog  map[string]time.Time // last log line per refused claim, to rate-limit them
+	lastPush    time.Time            // last route database pushed to the direct peers
+	pushPending bool                 // the database changed since
 }
 
 // Deps are the node's adapters, built by the composition root.
@@ -142,6 +147,8 @@ func NewNode(cfg Config, d Deps) (*Node, error) {
 	n.self = wire.Node{Name: cfg.Name, WgIP: cfg.WgIP, WgKey: n.wgPub, KeyTime: d.Now().UnixMilli(),
 		WgPort: uint16(cfg.WgPort), AdminPort: uint16(cfg.AdminPort), LocalAddrs: local}
 	n.self.Sign(d.Identity)
+	n.adj = wire.Adjacency{WgIP: cfg.WgIP, KeyTime: n.self.KeyTime}
+	n.adj.Sign(d.Identity)
 	if ok, err := d.Bindings.Claim(cfg.WgIP, n.self.Identity); err != nil {
 		return nil, err
 	} else if !ok {

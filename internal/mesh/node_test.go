@@ -445,3 +445,45 @@ func TestControlSocket(t *testing.T) {
 		t.Fatal("binding still there after forget over the socket")
 	}
 }
+
+// TestForgedPathIgnored: a key holder M, a real direct peer of B, advertises a path to A
+// that it does not have (A has gone; M replays A's signed record). B must not route A's
+// address to M: A's signed adjacency never listed M.
+func TestForgedPathIgnored(t *testing.T) {
+	w := threeNodes(t)
+	a, b := w.nodes["a"], w.nodes["b"]
+	m := w.add("m", 66, "203.0.113.66", nil)
+	w.run(3 * time.Second)
+	// M and B become direct peers (as a LAN shortcut would make them)
+	for _, pair := range [][2]*testNode{{b, m}, {m, b}} {
+		x, y := pair[0], pair[1]
+		x.mu.Lock()
+		x.promote(w.ctx, x.nodes[y.cfg.WgIP], PathLAN, netip.AddrPortFrom(netip.MustParseAddr("198.18.1.66"), y.self.WgPort))
+		x.mu.Unlock()
+	}
+	w.run(2 * time.Second)
+	if got := paths(b)["m"]; got != (pathVia{PathLAN, ""}) {
+		t.Fatalf("B reaches M over %+v", got)
+	}
+	// A goes away; P and B withdraw it
+	aIP, aOut := netip.MustParseAddrPort("198.51.100.1:50501"), netip.MustParseAddrPort("203.0.113.11:50501")
+	w.fn.drop = func(src, _ netip.AddrPort) bool { return src == aIP || src == aOut }
+	delete(w.nodes, "a")
+	w.run(DefaultDeadAfter + 2*time.Second)
+	if _, ok := paths(b)["a"]; ok {
+		t.Fatal("B still routes to A after it died")
+	}
+	m.mu.Lock()
+	forged := wire.RouteDB{From: m.cfg.WgIP, Version: 99, Entries: []wire.Entry{{Node: m.nodes[a.cfg.WgIP].rec, Adj: m.nodes[a.cfg.WgIP].adj}}}
+	m.mu.Unlock()
+	if forged.Entries[0].Adj == nil {
+		t.Fatal("M never learned A's adjacency")
+	}
+	b.handle(w.ctx, forged, netip.AddrPortFrom(m.cfg.WgIP, m.self.AdminPort))
+	if got, ok := paths(b)["a"]; ok {
+		t.Fatalf("B routes A's address over %+v after M's forged advertisement", got)
+	}
+	if got := allowed(t, b, m); slices.Contains(got, "198.51.100.1/32") {
+		t.Fatalf("B gave A's address to M: %v", got)
+	}
+}

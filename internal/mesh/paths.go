@@ -119,7 +119,9 @@ func (n *Node) step(ctx context.Context) {
 			}
 			continue
 		}
-		if _, routed := n.routes[ns.rec.WgIP]; !routed || ns.rec.Identity == nil || n.cfg.Existing {
+		// a node heard of recently (its record came in a route database), even before a
+		// confirmed route to it exists: the LAN answer or the punch does not need one
+		if ns.rec.Identity == nil || now.Sub(ns.lastSeen) > n.cfg.dead() || n.cfg.Existing {
 			// on an attached (shared) interface a peer must hold an address inside the
 			// subnet, so a candidate without allowed IPs cannot exist: direct and relay only
 			continue
@@ -129,6 +131,7 @@ func (n *Node) step(ctx context.Context) {
 	if changed {
 		n.reroute(ctx)
 	}
+	n.pushDB()
 }
 
 // tryPaths attempts a shorter path to a node reached through a gateway: its LAN addresses

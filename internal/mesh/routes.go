@@ -2,7 +2,7 @@ package mesh
 
 import (
 	"context"
-	"fmt"
+	"encoding/json"
 	"net/netip"
 	"slices"
 
@@ -24,7 +24,16 @@ func (n *Node) reroute(ctx context.Context) {
 			adverts[ip] = ns.adverts
 		}
 	}
-	routes := routing.Compute(n.cfg.WgIP, direct, adverts, n.routes)
+	slices.SortFunc(direct, func(a, b netip.Addr) int { return a.Compare(b) })
+	if !slices.Equal(direct, n.adj.Peers) {
+		n.adj.Peers, n.adj.Seq = direct, n.adj.Seq+1
+		n.adj.Sign(n.id)
+	}
+	confirms := func(node, up netip.Addr) bool {
+		ns := n.nodes[node]
+		return ns != nil && ns.adj != nil && ns.adj.Lists(up)
+	}
+	routes := routing.Compute(n.cfg.WgIP, direct, adverts, n.routes, confirms)
 	if c := routing.Changed(n.routes, routes); c > 0 {
 		n.metrics.routeChanges.Add(float64(c))
 	}
@@ -99,7 +108,9 @@ func samePeer(a, b wgdev.Peer) bool {
 // routeDB is our route database. Caller holds mu.
 func (n *Node) routeDB() wire.RouteDB {
 	db := wire.RouteDB{From: n.cfg.WgIP, Version: n.dbVersion}
-	db.Entries = append(db.Entries, wire.Entry{Node: n.self})
+	adj := n.adj
+	adj.Peers = slices.Clone(adj.Peers)
+	db.Entries = append(db.Entries, wire.Entry{Node: n.self, Adj: &adj})
 	dests := make([]netip.Addr, 0, len(n.routes))
 	for d := range n.routes {
 		dests = append(dests, d)
@@ -110,7 +121,7 @@ func (n *Node) routeDB() wire.RouteDB {
 		if ns == nil || ns.rec.Identity == nil {
 			continue
 		}
-		e := wire.Entry{Node: ns.rec, Path: n.routes[d].Path}
+		e := wire.Entry{Node: ns.rec, Path: n.routes[d].Path, Adj: ns.adj}
 		if ns.direct {
 			e.Seen = ns.endpoint
 		}
@@ -124,18 +135,33 @@ func (n *Node) routeDB() wire.RouteDB {
 	return db
 }
 
-// updateDB bumps the version when the content changed, and pushes it to every direct peer
-// at once (triggered update: a withdrawal travels one hop per round trip, not per timer).
+// updateDB bumps the version when the content changed and pushes it to every direct peer
+// (a triggered update: a withdrawal travels one hop per round trip, not per timer). Pushes
+// are at most one per pushGap, the first at once: a burst of changes while a mesh forms
+// (every new link changes two signed adjacencies, which every database carries) goes out
+// as one database instead of a storm.
 func (n *Node) updateDB() {
 	db := n.routeDB()
 	db.Version = 0
-	h := fmt.Sprint(db.Entries)
+	raw, _ := json.Marshal(db.Entries) // by value: pointers inside must not count
+	h := string(raw)
 	if h == n.dbHash {
 		return
 	}
 	n.dbHash = h
 	n.dbVersion++
-	db = n.routeDB()
+	n.pushPending = true
+	n.pushDB()
+}
+
+// pushDB sends a pending database if the last push is pushGap old. Caller holds mu.
+func (n *Node) pushDB() {
+	now := n.now()
+	if !n.pushPending || now.Sub(n.lastPush) < pushGap {
+		return
+	}
+	n.pushPending, n.lastPush = false, now
+	db := n.routeDB()
 	for _, ns := range n.nodes {
 		if ns.direct {
 			n.send(tunnelAddr(ns.rec), db)

@@ -33,10 +33,16 @@ func (r Route) Hops() int { return len(r.Path) }
 // MaxHops bounds path length; longer adverts are ignored.
 const MaxHops = 16
 
+// Confirms reports whether node confirms (in its own signed adjacency) that up is one of
+// its direct peers. Nil confirms everything.
+type Confirms func(node, up netip.Addr) bool
+
 // Compute returns the routing table. direct lists the live direct peers; adverts maps each
 // live direct peer to what it advertises (adverts of others are ignored); current is the
-// previous table, used only to break ties in favour of the gateway in use.
-func Compute(self netip.Addr, direct []netip.Addr, adverts map[netip.Addr][]Advert, current map[netip.Addr]Route) map[netip.Addr]Route {
+// previous table, used only to break ties in favour of the gateway in use. A learned path
+// G, p1…pk, D is used only if every node on it confirms its predecessor (p1 confirms G, …,
+// D confirms pk): a gateway cannot invent a link it does not have.
+func Compute(self netip.Addr, direct []netip.Addr, adverts map[netip.Addr][]Advert, current map[netip.Addr]Route, confirms Confirms) map[netip.Addr]Route {
 	out := make(map[netip.Addr]Route, len(direct))
 	isDirect := make(map[netip.Addr]bool, len(direct))
 	for _, d := range direct {
@@ -62,6 +68,9 @@ func Compute(self netip.Addr, direct []netip.Addr, adverts map[netip.Addr][]Adve
 				continue
 			}
 			cand := Route{Dest: a.Dest, Via: g, Path: append([]netip.Addr{g}, a.Path...)}
+			if !confirmed(cand, confirms) {
+				continue
+			}
 			old, ok := out[a.Dest]
 			if !ok || better(cand, old, current[a.Dest]) {
 				out[a.Dest] = cand
@@ -69,6 +78,22 @@ func Compute(self netip.Addr, direct []netip.Addr, adverts map[netip.Addr][]Adve
 		}
 	}
 	return out
+}
+
+func confirmed(r Route, confirms Confirms) bool {
+	if confirms == nil {
+		return true
+	}
+	for i, up := range r.Path {
+		next := r.Dest
+		if i+1 < len(r.Path) {
+			next = r.Path[i+1]
+		}
+		if !confirms(next, up) {
+			return false
+		}
+	}
+	return true
 }
 
 // better reports whether candidate c beats incumbent o, given the route in use cur.

@@ -90,11 +90,38 @@ func TestCompute(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got := Compute(self, tc.direct, tc.adverts, tc.current)
+			got := Compute(self, tc.direct, tc.adverts, tc.current, nil)
 			if diff := cmp.Diff(tc.want, got, cmpAddr); diff != "" {
 				t.Errorf("(-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+func TestComputeNeedsConfirmedLinks(t *testing.T) {
+	self := ip("1")
+	// real links: 1-10, 10-2, 2-3. Gateway 11 (a key holder) claims 2 and 3 are its direct
+	// peers, which would be one hop shorter for 3.
+	links := map[[2]netip.Addr]bool{{ip("10"), ip("2")}: true, {ip("2"), ip("3")}: true}
+	confirms := func(node, up netip.Addr) bool {
+		return links[[2]netip.Addr{up, node}] || links[[2]netip.Addr{node, up}]
+	}
+	adverts := map[netip.Addr][]Advert{
+		ip("10"): {{Dest: ip("2")}, {Dest: ip("3"), Path: []netip.Addr{ip("2")}}},
+		ip("11"): {{Dest: ip("2")}, {Dest: ip("3")}},
+	}
+	got := Compute(self, []netip.Addr{ip("10"), ip("11")}, adverts, nil, confirms)
+	want := map[netip.Addr]Route{
+		ip("10"): {Dest: ip("10")}, ip("11"): {Dest: ip("11")},
+		ip("2"): {Dest: ip("2"), Via: ip("10"), Path: []netip.Addr{ip("10")}},
+		ip("3"): {Dest: ip("3"), Via: ip("10"), Path: []netip.Addr{ip("10"), ip("2")}},
+	}
+	if diff := cmp.Diff(want, got, cmpAddr); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	// without confirmation, 11 would carry 3 (one hop shorter)
+	if r := Compute(self, []netip.Addr{ip("10"), ip("11")}, adverts, nil, nil)[ip("3")]; r.Via != ip("11") {
+		t.Fatalf("sanity: unconfirmed, 3 goes via %v", r.Via)
 	}
 }
 

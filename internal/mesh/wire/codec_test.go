@@ -170,3 +170,16 @@ func FuzzDecodeBody(f *testing.F) {
 		}
 	})
 }
+
+func TestNodeEqual(t *testing.T) {
+	n, _ := testNode(t)
+	c := n
+	c.LocalAddrs = append([]netip.Addr(nil), n.LocalAddrs...)
+	if !n.Equal(&c) {
+		t.Fatal("copy not equal")
+	}
+	c.WgPort++ // same signature, altered field: must not pass as the verified record
+	if n.Equal(&c) {
+		t.Fatal("altered record equal")
+	}
+}

@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
@@ -68,6 +69,14 @@ func (n *Node) Sign(priv ed25519.PrivateKey) {
 	n.Sig = ed25519.Sign(priv, n.signedBytes())
 }
 
+// Equal reports whether two records are identical, signature included: a record equal to
+// one already verified needs no second verification.
+func (n *Node) Equal(o *Node) bool {
+	return n.Name == o.Name && n.WgIP == o.WgIP && n.WgKey == o.WgKey && n.KeyTime == o.KeyTime &&
+		n.WgPort == o.WgPort && n.AdminPort == o.AdminPort && slices.Equal(n.LocalAddrs, o.LocalAddrs) &&
+		n.Identity.Equal(o.Identity) && bytes.Equal(n.Sig, o.Sig)
+}
+
 // Verify checks the record's signature and shape.
 func (n *Node) Verify() error {
 	if len(n.Identity) != ed25519.PublicKeySize {
@@ -110,7 +119,60 @@ type Entry struct {
 	// Seen is the destination's WireGuard endpoint as the sender's device observes it (set
 	// for the sender's direct peers): the NAT-visible endpoint used for hole punching.
 	Seen netip.AddrPort `json:"seen,omitzero"`
+	// Adj is the destination's latest signed list of direct peers known to the sender.
+	Adj *Adjacency `json:"adj,omitempty"`
 }
+
+// Adjacency is a node's signed list of its direct peers. A route to D through gateway G is
+// only believed when D's adjacency lists G (and so on along the path): a holder of the
+// shared key cannot attract another node's traffic by advertising a path it does not have.
+type Adjacency struct {
+	WgIP    netip.Addr   `json:"wg_ip"`
+	KeyTime int64        `json:"key_time"` // the WireGuard key generation it belongs to
+	Seq     uint64       `json:"seq"`      // increases with every change; the highest wins
+	Peers   []netip.Addr `json:"peers"`
+	Sig     []byte       `json:"sig"`
+}
+
+func (a *Adjacency) signedBytes() []byte {
+	b := []byte("wirefleet mesh adjacency v1\x00")
+	b = append(b, a.WgIP.String()...)
+	b = append(b, 0)
+	b = strconv.AppendInt(b, a.KeyTime, 10)
+	b = append(b, 0)
+	b = strconv.AppendUint(b, a.Seq, 10)
+	b = append(b, 0)
+	for _, p := range a.Peers {
+		b = append(b, p.String()...)
+		b = append(b, ',')
+	}
+	return b
+}
+
+// Sign signs the adjacency with the node's identity.
+func (a *Adjacency) Sign(priv ed25519.PrivateKey) { a.Sig = ed25519.Sign(priv, a.signedBytes()) }
+
+// Verify checks the signature against the identity the node's record is bound to.
+func (a *Adjacency) Verify(id ed25519.PublicKey) error {
+	if len(id) != ed25519.PublicKeySize || len(a.Peers) > 4096 || !ed25519.Verify(id, a.signedBytes(), a.Sig) {
+		return fmt.Errorf("adjacency of %s: bad signature", a.WgIP)
+	}
+	return nil
+}
+
+// Newer reports whether a supersedes b (nil b: always).
+func (a *Adjacency) Newer(b *Adjacency) bool {
+	if b == nil {
+		return true
+	}
+	if a.KeyTime != b.KeyTime {
+		return a.KeyTime > b.KeyTime
+	}
+	return a.Seq > b.Seq
+}
+
+// Lists reports whether p is among the peers.
+func (a *Adjacency) Lists(p netip.Addr) bool { return slices.Contains(a.Peers, p) }
 
 // Binding is one TOFU binding of a wg IP to an identity.
 type Binding struct {
