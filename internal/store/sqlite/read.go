@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"encoding/base64"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -147,6 +148,39 @@ func splitList[T any](s string, parse func(string) (T, error)) ([]T, error) {
 	return out, nil
 }
 
+// decodeKey is ParseKey for the store's own rows: no allocation (the listing hot path).
+func decodeKey(s string) (wirefleet.Key, error) {
+	var k wirefleet.Key
+	if len(s) != 44 {
+		return k, fmt.Errorf("length %d", len(s))
+	}
+	var buf [33]byte
+	n, err := base64.StdEncoding.Decode(buf[:], []byte(s))
+	if err != nil || n != wirefleet.KeyLen {
+		return k, fmt.Errorf("not a base64 key")
+	}
+	copy(k[:], buf[:n])
+	return k, nil
+}
+
+// parseAddrs splits a comma-separated address column.
+func parseAddrs(s string) ([]netip.Addr, error) {
+	if s == "" {
+		return nil, nil
+	}
+	out := make([]netip.Addr, 0, strings.Count(s, ",")+1)
+	for s != "" {
+		part, rest, _ := strings.Cut(s, ",")
+		a, err := netip.ParseAddr(part)
+		if err != nil {
+			return nil, corrupt("peer address %q: %v", part, err)
+		}
+		out = append(out, a)
+		s = rest
+	}
+	return out, nil
+}
+
 func corrupt(format string, args ...any) error {
 	return &wirefleet.Error{Kind: wirefleet.KindInternal, Message: "database row is corrupt: " + fmt.Sprintf(format, args...)}
 }
@@ -239,10 +273,10 @@ func scanPeer(sc interface{ Scan(...any) error }) (wirefleet.Peer, error) {
 		return p, err
 	}
 	var err error
-	if p.PublicKey, err = wirefleet.ParseKey(pub); err != nil {
-		return p, corrupt("peer public key: %v", err)
+	if p.PublicKey, err = decodeKey(pub); err != nil {
+		return p, corrupt("peer public key %q: %v", pub, err)
 	}
-	if p.Addresses, err = splitList(addrs, netip.ParseAddr); err != nil {
+	if p.Addresses, err = parseAddrs(addrs); err != nil {
 		return p, err
 	}
 	if psk.Valid {
