@@ -116,8 +116,9 @@ type Deps struct {
 	Metrics  *Metrics
 	Logger   *slog.Logger
 	Now      func() time.Time
-	// WgKey is the device's private key (made fresh at every start, like the reference).
-	WgKey wirefleet.Key
+	// WgPublic is the device's public key (its private key is made fresh at every start,
+	// like the reference; an attached interface keeps its owner's).
+	WgPublic wirefleet.Key
 }
 
 // NewNode builds a node; Run starts it.
@@ -139,7 +140,7 @@ func NewNode(cfg Config, d Deps) (*Node, error) {
 		id: d.Identity, bindings: d.Bindings, metrics: d.Metrics, now: d.Now,
 		nodes: map[netip.Addr]*nodeState{}, routes: map[netip.Addr]routing.Route{},
 		applied: map[wirefleet.Key]wgdev.Peer{}, refusedLog: map[string]time.Time{}}
-	n.wgPub = d.WgKey.PublicKey()
+	n.wgPub = d.WgPublic
 	var local []netip.Addr
 	if d.Host != nil {
 		local = d.Host.LocalAddrs(cfg.Interface, cfg.Subnet)

@@ -144,7 +144,7 @@ func (w *world) add(name string, octet byte, public string, id ed25519.PrivateKe
 	pub := netip.MustParseAddr(public)
 	conn := &fakeConn{fn: w.fn, wg: netip.AddrPortFrom(wgip, uint16(adminPort)), outs: netip.AddrPortFrom(pub, uint16(adminPort))}
 	n, err := NewNode(cfg, Deps{Device: dev, Host: fakeHost{}, Conn: conn, Identity: id, Bindings: b,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: w.clk.Now, WgKey: wgKey})
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: w.clk.Now, WgPublic: wgKey.PublicKey()})
 	if err != nil {
 		w.t.Fatal(err)
 	}

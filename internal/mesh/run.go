@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -58,11 +59,24 @@ func Run(ctx context.Context, cfg Config, open OpenDevice, log *slog.Logger) err
 		return fmt.Errorf("WireGuard device %s: %w", cfg.Interface, err)
 	}
 	defer dev.Close()
+	wgPub := wgKey.PublicKey()
 	if cfg.Existing {
-		// on an existing interface our key and port must be set in place
-		port := cfg.WgPort
-		if err := dev.Configure(ctx, wgdev.Interface{PrivateKey: &wgKey, ListenPort: &port}); err != nil {
-			return fmt.Errorf("configure %s: %w", cfg.Interface, err)
+		// an attached interface keeps its owner's key and port: advertise those
+		info, err := dev.Info(ctx)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", cfg.Interface, err)
+		}
+		if info.PublicKey.IsZero() {
+			return fmt.Errorf("existing interface %s has no private key: set one (wg set %s private-key FILE) or drop -e", cfg.Interface, cfg.Interface)
+		}
+		if info.ListenPort != cfg.WgPort {
+			log.Warn("existing interface listens on another port than configured; advertising its port", "interface", cfg.Interface, "configured", cfg.WgPort, "actual", info.ListenPort)
+			cfg.WgPort = info.ListenPort
+		}
+		wgPub = info.PublicKey
+		if !slices.ContainsFunc(info.Addresses, func(p netip.Prefix) bool { return p.Addr() == cfg.WgIP }) {
+			// the kernel picks the admin channel's source address from the interface
+			return fmt.Errorf("existing interface %s lacks the address %s: add it (ip addr add %s/%d dev %s)", cfg.Interface, cfg.WgIP, cfg.WgIP, cfg.Subnet.Bits(), cfg.Interface)
 		}
 	}
 	host := LinuxHost{}
@@ -75,7 +89,7 @@ func Run(ctx context.Context, cfg Config, open OpenDevice, log *slog.Logger) err
 	}
 	metrics := NewMetrics()
 	n, err := NewNode(cfg, Deps{Device: dev, Host: host, Conn: pc, Identity: id, Bindings: bindings,
-		Metrics: metrics, Logger: log, WgKey: wgKey})
+		Metrics: metrics, Logger: log, WgPublic: wgPub})
 	if err != nil {
 		pc.Close()
 		return err

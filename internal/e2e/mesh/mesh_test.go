@@ -2,11 +2,14 @@ package mesh
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/wirefleet/wirefleet/internal/e2e"
+	"github.com/wirefleet/wirefleet/internal/testenv"
 )
 
 // deadBound is the documented bound for withdrawing a dead node (docs/mesh.md): 15 s of
@@ -194,4 +197,46 @@ func startExtra(tp *topo, ns, network, wgip, name, ifsuffix string, extra ...str
 	args := append([]string{"mesh", "-c", network, "-a", wgip, "-n", name, "-i", tp.prefix + ifsuffix,
 		"--state-dir", tp.stateDir(name), "-backend", "userspace"}, extra...)
 	return e2e.Start(tp.t, tp.ns(ns), nil, tp.bin, args...)
+}
+
+// TestMeshAttach: P runs on an interface made beforehand by Debian's stock wireguard-go
+// (-e, backend attach): the mesh keeps the interface's key and port, and A and B, which
+// only know P, reach it and each other.
+func TestMeshAttach(t *testing.T) {
+	t.Parallel()
+	tp := newTopo(t, "")
+	testenv.RequireTools(t, "wireguard-go", "wg")
+	iface := tp.prefix + "ep"
+	ns := tp.ns("p")
+	wg := e2e.Start(t, ns, []string{"WG_PROCESS_FOREGROUND=1"}, "wireguard-go", "-f", iface)
+	e2e.Eventually(t, 10*time.Second, func() error {
+		return ns.Command("ip", "link", "show", iface).Run()
+	})
+	key := filepath.Join(tp.dir, "p.key")
+	if err := os.WriteFile(key, []byte("yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ns.Exec(t, "wg", "set", iface, "private-key", key, "listen-port", "50010")
+	ns.Exec(t, "ip", "addr", "add", "198.51.100.10/24", "dev", iface)
+	ns.Exec(t, "ip", "link", "set", iface, "up")
+	args := []string{"mesh", "-c", tp.net, "-a", wgIPs["p"], "-n", "p", "-i", iface, "-e", "--state-dir", tp.stateDir("p")}
+	tp.nodes["p"] = e2e.Start(t, ns, nil, tp.bin, args...)
+	for _, n := range []string{"a", "b"} {
+		tp.start(n)
+	}
+	took := eventually(t, 30*time.Second, func() error { return tp.allPairs("a", "b", "p") })
+	t.Logf("all pairs reachable %.1f s after start, P attached to %s", took.Seconds(), iface)
+	st, err := tp.status("p", tp.stateDir("p"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Node.PublicKey != "HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=" {
+		t.Errorf("P advertises key %s, not the interface's", st.Node.PublicKey)
+	}
+	tp.nodes["p"].Stop(5 * time.Second)
+	// the attached interface (owned by wireguard-go) survives the mesh node
+	if err := ns.Command("ip", "link", "show", iface).Run(); err != nil {
+		t.Errorf("interface gone after the node stopped: %v", err)
+	}
+	wg.Stop(5 * time.Second)
 }
