@@ -21,6 +21,7 @@ import (
 	"github.com/wirefleet/wirefleet/internal/compat/enabler"
 	"github.com/wirefleet/wirefleet/internal/control"
 	"github.com/wirefleet/wirefleet/internal/store/sqlite"
+	"github.com/wirefleet/wirefleet/internal/wgdev"
 	"github.com/wirefleet/wirefleet/internal/wgdev/auto"
 )
 
@@ -92,7 +93,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Sites: []compat.SiteConfig{{
 			Prefix: cfg.HTTPPrefix, Network: s.network, Pool: s.pool, Route: s.route, Endpoint: cfg.Endpoint,
 			CNPattern: cfg.CNPattern, Converter: cfg.Converter, Template: cfg.MetansTemplate,
-			Device: dev, Apply: gw, HTTPAuth: cfg.HTTPAuth,
+			Device: dev, Apply: deviceApplier{dev}, HTTPAuth: cfg.HTTPAuth,
 		}},
 	})
 	if err != nil {
@@ -123,7 +124,7 @@ func Run(ctx context.Context, cfg Config) error {
 	var wg sync.WaitGroup
 	errc := make(chan error, 3)
 	wg.Go(func() { errc <- svc.Run(ctx) })
-	wg.Go(func() { errc <- gw.Run(ctx) })
+	wg.Go(func() { errc <- repairLoop(ctx, gw, RepairEvery, log) })
 	wg.Go(func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("serve registrations: %w", err)
@@ -152,6 +153,42 @@ func Run(ctx context.Context, cfg Config) error {
 	_ = srv.Shutdown(sctx)
 	wg.Wait()
 	return runErr
+}
+
+// RepairEvery is the period of the full diff between the store and the interface.
+const RepairEvery = 30 * time.Second
+
+// deviceApplier applies a registration to the interface in one device write, straight
+// from the stored peer (no re-read of the store: the answer waits for it).
+type deviceApplier struct{ dev wgdev.Device }
+
+func (a deviceApplier) ApplyRegistration(ctx context.Context, p wirefleet.Peer, removed []wirefleet.Key) error {
+	// The server side of a registration: the device's /128 only, no endpoint, no keepalive
+	// (the device initiates and keeps the NAT mapping alive).
+	return a.dev.ApplyPeers(ctx, []wgdev.Peer{{PublicKey: p.PublicKey, AllowedIPs: p.AllowedIPs()}}, removed)
+}
+
+// repairLoop runs the gateway's full diff periodically: registrations are applied by the
+// handler itself, so this only repairs drift (a pool peer removed or added by hand). In
+// autowg mode nothing else writes to the store (no REST API, no expiry), so following the
+// op log as well would only apply every registration twice.
+func repairLoop(ctx context.Context, gw *enabler.LocalGateway, every time.Duration, log *slog.Logger) error {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		res, err := gw.Reconcile(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.Error("autowg: full diff of the interface failed", "err", err)
+		case res.Upserted+res.Removed+res.Failed > 0:
+			log.Info("autowg: interface repaired", "upserted", res.Upserted, "removed", res.Removed, "failed", res.Failed)
+		}
+	}
 }
 
 // interfaceKey reads the interface's private key: the network's key must be the

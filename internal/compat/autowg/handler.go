@@ -17,6 +17,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"log/slog"
 	"net"
@@ -41,10 +42,12 @@ type Service interface {
 
 var _ Service = (*control.Service)(nil)
 
-// Applier puts the stored state of one peer on the local device (present when active,
-// absent when unknown); enabler.LocalGateway is one.
+// Applier puts a registration on the local device: the registered peer present, the
+// keys it replaced gone. The handler calls it before answering, one call per registration,
+// serialised per device name (so two registrations of one name reach the device in the
+// order they were stored).
 type Applier interface {
-	SyncPeer(ctx context.Context, pub wirefleet.Key) error
+	ApplyRegistration(ctx context.Context, peer wirefleet.Peer, removed []wirefleet.Key) error
 }
 
 // Device is the read side of the device port: the endpoint reads the interface's public
@@ -115,6 +118,9 @@ type Handler struct {
 	sites   []*site
 	proxies []netip.Prefix
 	crl     *crlCache
+
+	// nameLocks serialise store write and device apply per device name (striped).
+	nameLocks [64]sync.Mutex
 }
 
 // NormalizePrefix makes a URL prefix start and end with '/'.
@@ -299,18 +305,18 @@ func (h *Handler) register(w http.ResponseWriter, r *http.Request, s *site) {
 		return
 	}
 	ctx := r.Context()
+	mu := &h.nameLocks[nameStripe(name)]
+	mu.Lock()
 	reg, err := h.svc.Register(ctx, control.RegisterInput{Network: s.Network, Name: name, PublicKey: pub, Pool: s.Pool, Address: addr})
+	if err == nil && s.Apply != nil {
+		if err = s.Apply.ApplyRegistration(ctx, reg.Peer, reg.Replaced); err != nil {
+			err = fmt.Errorf("apply the registration of %q to the device: %w", name, err)
+		}
+	}
+	mu.Unlock()
 	if err != nil {
 		h.fail(w, "register", err, "name", name, "cn", cn, "identity", how, "public_key", pub)
 		return
-	}
-	if s.Apply != nil {
-		for _, k := range append(reg.Replaced, pub) {
-			if err := s.Apply.SyncPeer(ctx, k); err != nil {
-				h.fail(w, "apply", err, "name", name, "public_key", k)
-				return
-			}
-		}
 	}
 	ifPub, port, err := h.iface(ctx, s)
 	if err != nil {
@@ -325,6 +331,12 @@ func (h *Handler) register(w http.ResponseWriter, r *http.Request, s *site) {
 	w.Header().Set("Cache-Control", "no-store")
 	fmt.Fprintf(w, "endpoint=%s\npubkey=%s\nroute=%s\nip=%s\nkeepalive=25\n",
 		net.JoinHostPort(s.Endpoint, fmt.Sprint(port)), ifPub, s.Route, reg.Peer.Addresses[0])
+}
+
+func nameStripe(name string) int {
+	h := fnv.New32a()
+	h.Write([]byte(name))
+	return int(h.Sum32() % 64)
 }
 
 // fail maps an error to its status: 400, 403, 409 (logged as a warning) or 500 only.

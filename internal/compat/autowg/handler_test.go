@@ -18,6 +18,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -36,22 +38,15 @@ var (
 	route = netip.MustParsePrefix("fde3:25fb:7f6c::/48")
 )
 
-// applier is the test's gateway: stored peer → memory device (the production one is
-// enabler.LocalGateway, wired by internal/autowg).
+// applier puts registrations on the memory device (internal/autowg wires the same on the
+// attached interface).
 type applier struct {
 	svc *control.Service
 	dev *wgdevtest.Memory
 }
 
-func (a applier) SyncPeer(ctx context.Context, k wirefleet.Key) error {
-	p, err := a.svc.GetPeer(ctx, "autowg", k)
-	if wirefleet.IsKind(err, wirefleet.KindNotFound) || (err == nil && !p.Active()) {
-		return a.dev.ApplyPeers(ctx, nil, []wirefleet.Key{k})
-	}
-	if err != nil {
-		return err
-	}
-	return a.dev.ApplyPeers(ctx, []wgdev.Peer{{PublicKey: k, AllowedIPs: p.AllowedIPs()}}, nil)
+func (a applier) ApplyRegistration(ctx context.Context, p wirefleet.Peer, removed []wirefleet.Key) error {
+	return a.dev.ApplyPeers(ctx, []wgdev.Peer{{PublicKey: p.PublicKey, AllowedIPs: p.AllowedIPs()}}, removed)
 }
 
 type env struct {
@@ -63,7 +58,7 @@ type env struct {
 	caKey  *ecdsa.PrivateKey
 }
 
-func newEnv(t *testing.T, mod func(*autowg.SiteConfig, *autowg.Config)) *env {
+func newEnv(t testing.TB, mod func(*autowg.SiteConfig, *autowg.Config)) *env {
 	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "w.db"), sqlite.Options{})
@@ -399,7 +394,7 @@ func crlOf(mod func(*autowg.SiteConfig, *autowg.Config)) string {
 
 // --- direct mTLS ---
 
-func newCA(t *testing.T, cn string) (*x509.Certificate, *ecdsa.PrivateKey) {
+func newCA(t testing.TB, cn string) (*x509.Certificate, *ecdsa.PrivateKey) {
 	t.Helper()
 	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	tpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn}, NotBefore: time.Now().Add(-time.Hour),
@@ -412,7 +407,7 @@ func newCA(t *testing.T, cn string) (*x509.Certificate, *ecdsa.PrivateKey) {
 	return c, k
 }
 
-func issue(t *testing.T, ca *x509.Certificate, caKey *ecdsa.PrivateKey, serial int64, subject pkix.Name) tls.Certificate {
+func issue(t testing.TB, ca *x509.Certificate, caKey *ecdsa.PrivateKey, serial int64, subject pkix.Name) tls.Certificate {
 	t.Helper()
 	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	tpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: subject, NotBefore: time.Now().Add(-time.Hour),
@@ -500,4 +495,85 @@ func TestDirectMTLS(t *testing.T) {
 	if code, body := post(t, srv2, &fine, "", pubKey(t).String()); code != 200 {
 		t.Errorf("unrevoked cert: %d %q", code, body)
 	}
+}
+
+// BenchmarkRegisterHandler: the handler on the real SQLite store (durable commits) and the
+// in-memory device, 64 concurrent new devices through the trusted-proxy path (no TLS):
+// the ceiling of the registration path itself.
+func BenchmarkRegisterHandler(b *testing.B) {
+	e := newEnv(b, func(sc *autowg.SiteConfig, _ *autowg.Config) { sc.Converter, sc.CNPattern = "metans", "(.+)" })
+	keys := make([]string, b.N)
+	for i := range keys {
+		k, _ := wirefleet.GeneratePrivateKey()
+		keys[i] = k.PublicKey().String()
+	}
+	var next atomic.Int64
+	b.ResetTimer()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range 64 {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= b.N {
+					return
+				}
+				if r := e.do("POST", "/v1/register", local, "CN=dev"+itoa(int64(i)), keys[i]); r.code != 200 {
+					b.Error(r.code, r.body)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "registrations/s")
+}
+
+// BenchmarkRegisterMTLS: as BenchmarkRegisterHandler, over TLS with a fresh connection and
+// a full mTLS handshake per registration (client and server in this process).
+func BenchmarkRegisterMTLS(b *testing.B) {
+	e := newEnv(b, func(sc *autowg.SiteConfig, _ *autowg.Config) { sc.Converter, sc.CNPattern = "metans", "(.+)" })
+	srv := httptest.NewUnstartedServer(e.h)
+	srv.TLS = &tls.Config{ClientAuth: tls.RequestClientCert}
+	srv.Config.ErrorLog = nil
+	srv.StartTLS()
+	defer srv.Close()
+	certs := make([]tls.Certificate, b.N)
+	keys := make([]string, b.N)
+	for i := range certs {
+		certs[i] = issue(b, e.caCert, e.caKey, int64(100+i), pkix.Name{CommonName: "dev" + itoa(int64(i))})
+		k, _ := wirefleet.GeneratePrivateKey()
+		keys[i] = k.PublicKey().String()
+	}
+	base := srv.Client().Transport.(*http.Transport)
+	var next atomic.Int64
+	b.ResetTimer()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range 64 {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= b.N {
+					return
+				}
+				tr := base.Clone()
+				tr.DisableKeepAlives = true
+				tr.TLSClientConfig.Certificates = []tls.Certificate{certs[i]}
+				res, err := (&http.Client{Transport: tr}).Post(srv.URL+"/v1/register", "text/plain", strings.NewReader(keys[i]))
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				io.Copy(io.Discard, res.Body)
+				res.Body.Close()
+				if res.StatusCode != 200 {
+					b.Error(res.StatusCode)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "registrations/s")
 }

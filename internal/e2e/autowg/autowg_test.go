@@ -157,7 +157,7 @@ type setup struct {
 	deviceCertPath string
 }
 
-func newSetup(t *testing.T) *setup {
+func newSetup(t testing.TB, extra ...string) *setup {
 	t.Helper()
 	testenv.Privileged(t, "wg", "wireguard-go", "ping")
 	s := &setup{bin: e2e.Binary(t), dir: t.TempDir()}
@@ -190,10 +190,12 @@ func newSetup(t *testing.T) *setup {
 	other.issue(t, "intruder", "4321", nil)
 
 	s.url = "https://" + serverIP + ":" + httpPort + "/vpn/"
-	s.autowg = e2e.Start(t, s.srv, []string{"HTTP_AUTH=mon:secret"}, s.bin, "autowg",
+	args := append([]string{}, "autowg",
 		"--pool", pool, "--route", route, "--endpoint", serverIP, "--http-host", serverIP, "--http-port", httpPort, "--http-prefix", "/vpn",
 		"--tls-cert", filepath.Join(s.dir, "server.crt"), "--tls-key", filepath.Join(s.dir, "server.key"),
-		"--client-ca", filepath.Join(s.dir, "ca.crt"), s.wgS)
+		"--client-ca", filepath.Join(s.dir, "ca.crt"))
+	args = append(append(args, extra...), s.wgS)
+	s.autowg = e2e.Start(t, s.srv, []string{"HTTP_AUTH=mon:secret"}, s.bin, args...)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := s.autowg.WaitOutput(ctx, "autowg listening"); err != nil {
@@ -214,7 +216,7 @@ func (s *setup) wgShow(t *testing.T) map[string]string {
 }
 
 // client returns an HTTPS client from the device namespace with the given certificate.
-func (s *setup) client(t *testing.T, cert *tls.Certificate) *http.Client {
+func (s *setup) client(t testing.TB, cert *tls.Certificate) *http.Client {
 	pool := x509.NewCertPool()
 	pool.AddCert(s.ca.cert)
 	tc := &tls.Config{RootCAs: pool}

@@ -1,0 +1,147 @@
+package autowg
+
+import (
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.zx2c4.com/wireguard/wgctrl"
+	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
+
+	"github.com/wirefleet/wirefleet"
+)
+
+// BenchmarkRegister measures registrations per second end to end: 64 concurrent devices,
+// each request a new TLS connection with its own client certificate (full mTLS handshake),
+// against `wirefleet autowg` on a stock wireguard-go interface; every registration is a new
+// device (metans converter), so each one is a store transaction and a device write.
+//
+// It then measures, for registrations made one at a time, how long after the answer the
+// peer is on the interface (read with wgctrl over the UAPI socket): the handler applies the
+// peer before answering, so the expected figure is "already there".
+func BenchmarkRegister(b *testing.B) {
+	s := newSetup(b, "--converter", "metans", "--cn-pattern", "(.+)")
+	certs := make([]tls.Certificate, b.N+50)
+	for i := range certs {
+		certs[i] = s.ca.issue(b, "bench", fmt.Sprintf("dev%d", i), nil)
+	}
+	keys := make([]wirefleet.Key, len(certs))
+	for i := range keys {
+		k, _ := wirefleet.GeneratePrivateKey()
+		keys[i] = k.PublicKey()
+	}
+	clients := make([]*http.Client, len(certs))
+	for i := range clients {
+		c := s.client(b, &certs[i])
+		c.Transport.(*http.Transport).DisableKeepAlives = true
+		clients[i] = c
+	}
+	url := s.url + "v1/register"
+	register := func(i int) error {
+		res, err := clients[i].Post(url, "text/plain", strings.NewReader(keys[i].String()))
+		if err != nil {
+			return err
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 {
+			return fmt.Errorf("registration %d: %d %s", i, res.StatusCode, body)
+		}
+		return nil
+	}
+
+	const workers = 64
+	var next atomic.Int64
+	var failed atomic.Int64
+	var wg sync.WaitGroup
+	pid := s.autowg.Cmd.Process.Pid
+	cpu0 := cpuTime(b, pid)
+	b.ResetTimer()
+	start := time.Now()
+	for range workers {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= b.N {
+					return
+				}
+				if err := register(i); err != nil {
+					if failed.Add(1) == 1 {
+						b.Error(err)
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "registrations/s")
+	b.ReportMetric(float64(failed.Load()), "failed")
+	// The machine is shared (2 cores, other test suites running): the server's own CPU
+	// time per registration says what one core sustains.
+	cpu := cpuTime(b, pid) - cpu0
+	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "server-CPU-µs/registration")
+
+	// Response → applied on the gateway.
+	wc, err := wgctrl.New()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer wc.Close()
+	has := func(k wirefleet.Key) bool {
+		d, err := wc.Device(s.wgS)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, p := range d.Peers {
+			if p.PublicKey == wgtypes.Key(k) {
+				return true
+			}
+		}
+		return false
+	}
+	var worst time.Duration
+	immediate := 0
+	for i := b.N; i < b.N+50; i++ {
+		if err := register(i); err != nil {
+			b.Fatal(err)
+		}
+		t0 := time.Now()
+		first := true
+		for !has(keys[i]) {
+			first = false
+			if time.Since(t0) > 10*time.Second {
+				b.Fatalf("peer %d not applied 10 s after the answer", i)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		if first {
+			immediate++
+		}
+		worst = max(worst, time.Since(t0))
+	}
+	b.ReportMetric(float64(immediate), "applied-at-answer/50")
+	b.ReportMetric(float64(worst.Microseconds()), "worst-answer-to-applied-µs(incl.read)")
+}
+
+// cpuTime is the user+system CPU time of process pid (from /proc/PID/stat).
+func cpuTime(b *testing.B, pid int) time.Duration {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Fields after the command name (which may hold spaces) start after the last ')'.
+	f := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+2:]))
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * time.Second / 100 // USER_HZ is 100 on Linux
+}
