@@ -6,8 +6,9 @@
 // with the store through the writer's commit/rollback hooks).
 //
 // Never allocated: the network address (offset 0), the IPv4 broadcast address, and the
-// network's own address. Only the lowest 64 host bits of an IPv6 prefix shorter than /64
-// are used (2^64 addresses is plenty and keeps offsets in a uint64).
+// network's own address. Allocation uses only the lowest 64 host bits of an IPv6 prefix
+// shorter than /64 (2^64 addresses is plenty and keeps offsets in a uint64); static
+// addresses anywhere in the prefix are accepted and conflict-checked.
 //
 // Allocation strategies are small (sequential, random); converters that derive addresses
 // from an identity (direct-bcd, metans) are added as further strategies of the same Pool.
@@ -28,6 +29,9 @@ type Pool struct {
 	mode    wirefleet.AllocationMode
 	rnd     *rand.Rand
 	fams    []*family // IPv4 first, then IPv6; only the families the network has
+	// far holds static addresses beyond the lowest 64 host bits of a short IPv6 prefix
+	// (e.g. another /64 of a /48): checked for conflicts, never allocated.
+	far map[netip.Addr]struct{}
 }
 
 // family is one prefix: offsets 1..last-1 (or ..last for IPv6) minus own and used.
@@ -45,7 +49,7 @@ func New(n wirefleet.Network, rnd *rand.Rand) *Pool {
 	if rnd == nil {
 		rnd = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
 	}
-	p := &Pool{network: n.Name, mode: n.Allocation, rnd: rnd}
+	p := &Pool{network: n.Name, mode: n.Allocation, rnd: rnd, far: make(map[netip.Addr]struct{})}
 	for _, hp := range []netip.Prefix{n.IPv4, n.IPv6} {
 		if !hp.IsValid() {
 			continue
@@ -70,7 +74,7 @@ func New(n wirefleet.Network, rnd *rand.Rand) *Pool {
 
 // Len returns the number of addresses in use (not counting the network's own).
 func (p *Pool) Len() int {
-	n := 0
+	n := len(p.far)
 	for _, f := range p.fams {
 		n += len(f.used)
 	}
@@ -206,8 +210,9 @@ func (p *Pool) Allocate() ([]netip.Addr, error) {
 // the network, broadcast or own address, not in use, not listed twice. All or nothing.
 func (p *Pool) Reserve(addrs []netip.Addr) error {
 	type res struct {
-		f   *family
+		f   *family // nil for a far address
 		off uint64
+		a   netip.Addr
 	}
 	rs := make([]res, 0, len(addrs))
 	for _, a := range addrs {
@@ -216,14 +221,18 @@ func (p *Pool) Reserve(addrs []netip.Addr) error {
 			return err
 		}
 		for _, r := range rs {
-			if r.f == f && r.off == off {
+			if r.a == a {
 				return wirefleet.Errorf(wirefleet.KindInvalid, "address %s is listed twice", a)
 			}
 		}
-		rs = append(rs, res{f, off})
+		rs = append(rs, res{f, off, a})
 	}
 	for _, r := range rs {
-		r.f.used[r.off] = struct{}{}
+		if r.f == nil {
+			p.far[r.a] = struct{}{}
+		} else {
+			r.f.used[r.off] = struct{}{}
+		}
 	}
 	return nil
 }
@@ -234,6 +243,7 @@ func (p *Pool) Check(a netip.Addr) error {
 	return err
 }
 
+// check validates a static address; a nil family with no error means a far address.
 func (p *Pool) check(a netip.Addr) (*family, uint64, error) {
 	for _, f := range p.fams {
 		if !f.prefix.Contains(a) {
@@ -241,8 +251,11 @@ func (p *Pool) check(a netip.Addr) (*family, uint64, error) {
 		}
 		off, ok := f.offset(a)
 		switch {
-		case !ok || off > f.last && f.prefix.Addr().Is6():
-			return nil, 0, wirefleet.Errorf(wirefleet.KindInvalid, "address %s is outside the allocatable range of %s (the lowest 64 host bits)", a, f.prefix)
+		case !ok: // IPv6 beyond the lowest 64 host bits: valid, tracked exactly
+			if _, used := p.far[a]; used {
+				return nil, 0, wirefleet.Errorf(wirefleet.KindConflict, "address %s is already used by another peer of network %q", a, p.network)
+			}
+			return nil, 0, nil
 		case off == 0:
 			return nil, 0, wirefleet.Errorf(wirefleet.KindInvalid, "address %s is the network address of %s", a, f.prefix)
 		case off > f.last:
@@ -261,6 +274,7 @@ func (p *Pool) check(a netip.Addr) (*family, uint64, error) {
 // Release frees addresses (unknown ones are ignored).
 func (p *Pool) Release(addrs []netip.Addr) {
 	for _, a := range addrs {
+		delete(p.far, a)
 		for _, f := range p.fams {
 			off, ok := f.offset(a)
 			if !ok {
@@ -281,8 +295,13 @@ func (p *Pool) Release(addrs []netip.Addr) {
 func (p *Pool) Load(addrs []netip.Addr) {
 	for _, a := range addrs {
 		for _, f := range p.fams {
+			if !f.prefix.Contains(a) {
+				continue
+			}
 			if off, ok := f.offset(a); ok {
 				f.used[off] = struct{}{}
+			} else {
+				p.far[a] = struct{}{}
 			}
 		}
 	}

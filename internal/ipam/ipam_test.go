@@ -197,3 +197,27 @@ func BenchmarkAllocate50k(b *testing.B) {
 		}
 	}
 }
+
+// TestFarStaticIPv6: in a /48, static addresses in other /64s are accepted and
+// conflict-checked like any other.
+func TestFarStaticIPv6(t *testing.T) {
+	p := New(network("", "2001:db8::1/48", wirefleet.AllocSequential), nil)
+	far := netip.MustParseAddr("2001:db8:0:7::5")
+	if err := p.Reserve([]netip.Addr{far}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Reserve([]netip.Addr{far}); !wirefleet.IsKind(err, wirefleet.KindConflict) {
+		t.Fatalf("second Reserve = %v, want conflict", err)
+	}
+	if p.Len() != 1 {
+		t.Errorf("Len = %d", p.Len())
+	}
+	p.Release([]netip.Addr{far})
+	if err := p.Check(far); err != nil {
+		t.Errorf("after Release: %v", err)
+	}
+	p.Load([]netip.Addr{far})
+	if err := p.Check(far); !wirefleet.IsKind(err, wirefleet.KindConflict) {
+		t.Errorf("after Load: %v, want conflict", err)
+	}
+}
