@@ -25,7 +25,9 @@ type Store interface {
 	// Update runs fn in a write transaction (see the package contract). fn must not keep tx
 	// after it returns and must not block on other Update calls.
 	Update(ctx context.Context, fn func(tx Tx) error) error
-	// View runs fn in a read-only, consistent transaction.
+	// View runs fn in a read-only, consistent transaction. Keep it short: an open read
+	// transaction pins the WAL (SQLite cannot checkpoint past it), so stream the log in
+	// pages (OpsAfter with a limit, one View each) rather than inside one long View.
 	View(ctx context.Context, fn func(tx ReadTx) error) error
 	// WaitOps returns when the log head is beyond seq or ctx is done (ctx.Err()).
 	WaitOps(ctx context.Context, after uint64) error
