@@ -388,3 +388,28 @@ func TestRefusals(t *testing.T) {
 		t.Errorf("interface %s exists after a refused registration", iface)
 	}
 }
+
+// TestStartupRefusals: autowg attaches, it never creates: no interface, or one without a
+// private key, is refused with a clear message; so is a bad pool (exit 2).
+func TestStartupRefusals(t *testing.T) {
+	testenv.Privileged(t, "wg", "wireguard-go")
+	bin := e2e.Binary(t)
+	ns := testenv.NewNetNS(t, "awR")
+	bare := testenv.UniqueName("awb")
+	wgdevtest.StartWireguardGo(t, ns, bare)
+	for _, tc := range []struct {
+		iface, pool, want string
+		code              int
+	}{
+		{testenv.UniqueName("awn"), pool, "not an existing WireGuard interface", 1},
+		{bare, pool, "has no private key", 1},
+		{bare, "198.51.100.0/24", "not an IPv6 prefix", 2},
+	} {
+		cmd := ns.Command(bin, "autowg", "--pool", tc.pool, "--route", route, "--endpoint", serverIP, "--http-port", "0", tc.iface)
+		out, err := cmd.CombinedOutput()
+		code := cmd.ProcessState.ExitCode()
+		if err == nil || code != tc.code || !strings.Contains(string(out), tc.want) {
+			t.Errorf("%s pool %s: exit %d (want %d), output:\n%s", tc.iface, tc.pool, code, tc.code, out)
+		}
+	}
+}
