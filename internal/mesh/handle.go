@@ -135,7 +135,7 @@ func (n *Node) handle(ctx context.Context, m wire.Message, src netip.AddrPort) {
 		}
 	case wire.RouteDBReq:
 		if ns := n.nodes[m.From]; ns != nil && ns.direct && viaTunnel && src.Addr() == m.From {
-			n.send(tunnelAddr(ns.rec), n.routeDB())
+			n.sendDB(tunnelAddr(ns.rec), n.routeDB())
 		}
 	case wire.RouteDB:
 		ns := n.nodes[m.From]
@@ -143,7 +143,9 @@ func (n *Node) handle(ctx context.Context, m wire.Message, src netip.AddrPort) {
 			return
 		}
 		ns.lastSeen = now
-		n.learnDB(ctx, ns, m)
+		if whole, ok := ns.asm.Add(m); ok {
+			n.learnDB(ctx, ns, whole)
+		}
 	case wire.LocalContact:
 		ns := n.accept(m.Node, src.String())
 		if ns == nil || viaTunnel {

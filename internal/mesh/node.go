@@ -56,6 +56,7 @@ type nodeState struct {
 	dbAsked   time.Time
 	seen      netip.AddrPort  // its NAT-visible WireGuard endpoint, as a common peer sees it
 	adj       *wire.Adjacency // its latest verified list of direct peers
+	asm       wire.Assembler  // parts of its route database
 
 	cand     *candidate
 	lanNext  time.Time
@@ -104,6 +105,7 @@ type Node struct {
 	refusedLog  map[string]time.Time // last log line per refused claim, to rate-limit them
 	lastPush    time.Time            // last route database pushed to the direct peers
 	pushPending bool                 // the database changed since
+	dbBudget    int                  // bytes of entries per route-database part (tests make it small)
 }
 
 // Deps are the node's adapters, built by the composition root.
@@ -139,7 +141,7 @@ func NewNode(cfg Config, d Deps) (*Node, error) {
 	n := &Node{cfg: cfg, log: d.Logger, dev: d.Device, host: d.Host, conn: d.Conn, sealer: s,
 		id: d.Identity, bindings: d.Bindings, metrics: d.Metrics, now: d.Now,
 		nodes: map[netip.Addr]*nodeState{}, routes: map[netip.Addr]routing.Route{},
-		applied: map[wirefleet.Key]wgdev.Peer{}, refusedLog: map[string]time.Time{}}
+		applied: map[wirefleet.Key]wgdev.Peer{}, refusedLog: map[string]time.Time{}, dbBudget: dbBudget}
 	n.wgPub = d.WgPublic
 	var local []netip.Addr
 	if d.Host != nil {

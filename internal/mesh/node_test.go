@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -160,10 +161,13 @@ func (w *world) add(name string, octet byte, public string, id ed25519.PrivateKe
 func (w *world) run(d time.Duration) {
 	for e := time.Duration(0); e < d; e += tick {
 		w.clk.Advance(tick)
-		for _, name := range []string{"p", "a", "b", "c", "m"} {
-			if n := w.nodes[name]; n != nil {
-				n.step(w.ctx)
-			}
+		names := make([]string, 0, len(w.nodes))
+		for name := range w.nodes {
+			names = append(names, name)
+		}
+		slices.Sort(names) // a fixed order: runs are reproducible
+		for _, name := range names {
+			w.nodes[name].step(w.ctx)
 		}
 		w.fn.pump(w.ctx)
 	}
@@ -485,5 +489,32 @@ func TestForgedPathIgnored(t *testing.T) {
 	}
 	if got := allowed(t, b, m); slices.Contains(got, "198.51.100.1/32") {
 		t.Fatalf("B gave A's address to M: %v", got)
+	}
+}
+
+// TestLargeMeshDatabaseInParts: a route database that does not fit one part travels in
+// several (the part size is made small here; in production 40 KB, about 40 nodes).
+func TestLargeMeshDatabaseInParts(t *testing.T) {
+	w := newWorld(t)
+	p := w.add("p", 10, "203.0.113.10", nil)
+	var others []*testNode
+	for i := range 9 {
+		o := byte(20 + i)
+		others = append(others, w.add(fmt.Sprintf("n%d", o), o, fmt.Sprintf("203.0.113.%d", o+100), nil))
+	}
+	for _, n := range append(others, p) {
+		n.dbBudget = 2000
+	}
+	w.run(4 * time.Second)
+	p.mu.Lock()
+	parts := len(wire.Split(p.routeDB(), p.dbBudget))
+	p.mu.Unlock()
+	if parts < 3 {
+		t.Fatalf("P's database is %d part(s); make the parts smaller", parts)
+	}
+	for _, n := range others {
+		if got := len(n.Status().Peers); got != 9 {
+			t.Errorf("%s reaches %d nodes, want 9", n.cfg.Name, got)
+		}
 	}
 }

@@ -31,6 +31,7 @@ func (n *Node) promote(ctx context.Context, ns *nodeState, path string, ep netip
 func (n *Node) demote(ns *nodeState, why string) {
 	n.log.Info("direct peer lost", "name", ns.rec.Name, "wg_ip", ns.rec.WgIP, "path", ns.path, "reason", why)
 	ns.direct, ns.adverts, ns.dbVersion, ns.path = false, nil, 0, ""
+	ns.asm = wire.Assembler{}
 	ns.endpoint = netip.AddrPort{}
 }
 

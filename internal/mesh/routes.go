@@ -164,7 +164,18 @@ func (n *Node) pushDB() {
 	db := n.routeDB()
 	for _, ns := range n.nodes {
 		if ns.direct {
-			n.send(tunnelAddr(ns.rec), db)
+			n.sendDB(tunnelAddr(ns.rec), db)
 		}
+	}
+}
+
+// dbBudget is the size of a route-database part: with the record, adjacency and endpoint
+// of each node, about 40 nodes of a full mesh fit in one datagram.
+const dbBudget = 40000
+
+// sendDB sends a database, in parts when it does not fit one datagram.
+func (n *Node) sendDB(to netip.AddrPort, db wire.RouteDB) {
+	for _, p := range wire.Split(db, n.dbBudget) {
+		n.send(to, p)
 	}
 }

@@ -183,3 +183,62 @@ func TestNodeEqual(t *testing.T) {
 		t.Fatal("altered record equal")
 	}
 }
+
+func TestSplitAssemble(t *testing.T) {
+	n, _ := testNode(t)
+	db := RouteDB{From: n.WgIP, Version: 7, Bindings: []Binding{{WgIP: n.WgIP, Identity: n.Identity}}}
+	for i := range 300 {
+		e := Entry{Node: n}
+		e.Node.WgIP = netip.AddrFrom4([4]byte{198, 51, byte(100 + i/250), byte(i % 250)})
+		db.Entries = append(db.Entries, e)
+	}
+	s, _ := NewSealer(testKey, nil)
+	if _, err := s.Seal(db); err == nil {
+		t.Fatal("sanity: a 300-entry database fits one datagram; make it bigger")
+	}
+	parts := Split(db, 40000)
+	if len(parts) < 2 {
+		t.Fatalf("%d parts", len(parts))
+	}
+	var a Assembler
+	// out of order, with a duplicate and a stale part of an older version in between
+	order := append([]int{len(parts) - 1}, make([]int, 0)...)
+	for i := range len(parts) - 1 {
+		order = append(order, i)
+	}
+	for k, i := range order {
+		b, err := s.Seal(parts[i])
+		if err != nil {
+			t.Fatalf("part %d: %v", i, err)
+		}
+		m, err := s.Open(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if k == 1 {
+			old := parts[0]
+			old.Version = 6
+			if _, done := a.Add(old); done {
+				t.Fatal("an older version completed")
+			}
+			a.Add(m.(RouteDB)) // duplicate
+		}
+		got, done := a.Add(m.(RouteDB))
+		if done != (k == len(order)-1) {
+			t.Fatalf("after %d parts done=%v", k+1, done)
+		}
+		if done {
+			if len(got.Entries) != len(db.Entries) || len(got.Bindings) != 1 || got.Version != 7 {
+				t.Fatalf("reassembled %d entries, %d bindings, version %d", len(got.Entries), len(got.Bindings), got.Version)
+			}
+			for j := range got.Entries {
+				if got.Entries[j].Node.WgIP != db.Entries[j].Node.WgIP {
+					t.Fatalf("entry %d out of order", j)
+				}
+			}
+		}
+	}
+	if whole := Split(RouteDB{Entries: db.Entries[:3]}, 40000); len(whole) != 1 || whole[0].Parts != 0 {
+		t.Fatalf("small database split: %+v", whole)
+	}
+}

@@ -180,12 +180,84 @@ type Binding struct {
 	Identity ed25519.PublicKey `json:"identity"`
 }
 
-// RouteDB is a node's route database.
+// RouteDB is a node's route database, or one part of it: a database too large for one
+// datagram is split (Split) into Parts parts of the same Version, reassembled by Assembler.
 type RouteDB struct {
 	From     netip.Addr `json:"from"`
 	Version  uint64     `json:"version"`
+	Part     int        `json:"part,omitempty"`
+	Parts    int        `json:"parts,omitempty"` // 0 or 1: whole
 	Entries  []Entry    `json:"entries"`
 	Bindings []Binding  `json:"bindings,omitempty"`
+}
+
+// MaxParts bounds how many parts a database may have (about 2500 nodes).
+const MaxParts = 64
+
+// Split cuts db into parts whose encoded entries stay under budget bytes (bindings go with
+// the first part). A database that fits is returned whole.
+func Split(db RouteDB, budget int) []RouteDB {
+	size := 200
+	for _, b := range db.Bindings {
+		size += 60 + len(b.Identity)*4/3
+	}
+	var parts []RouteDB
+	cur := RouteDB{From: db.From, Version: db.Version, Bindings: db.Bindings}
+	for _, e := range db.Entries {
+		raw, _ := json.Marshal(e)
+		if len(cur.Entries) > 0 && size+len(raw) > budget {
+			parts = append(parts, cur)
+			cur, size = RouteDB{From: db.From, Version: db.Version}, 200
+		}
+		cur.Entries = append(cur.Entries, e)
+		size += len(raw) + 1
+	}
+	parts = append(parts, cur)
+	if len(parts) > 1 {
+		for i := range parts {
+			parts[i].Part, parts[i].Parts = i, len(parts)
+		}
+	}
+	return parts
+}
+
+// Assembler collects the parts of one sender's database. The zero value is ready.
+type Assembler struct {
+	version uint64
+	parts   []*RouteDB
+	have    int
+}
+
+// Add takes one part; it returns the whole database once every part of a version arrived.
+// A part of a newer version drops an incomplete older one; parts of older versions are
+// ignored.
+func (a *Assembler) Add(p RouteDB) (RouteDB, bool) {
+	if p.Parts <= 1 {
+		return p, true
+	}
+	if p.Parts > MaxParts || p.Part < 0 || p.Part >= p.Parts {
+		return RouteDB{}, false
+	}
+	if p.Version != a.version || len(a.parts) != p.Parts {
+		if p.Version < a.version && a.parts != nil {
+			return RouteDB{}, false
+		}
+		a.version, a.parts, a.have = p.Version, make([]*RouteDB, p.Parts), 0
+	}
+	if a.parts[p.Part] == nil {
+		a.parts[p.Part] = &p
+		a.have++
+	}
+	if a.have < len(a.parts) {
+		return RouteDB{}, false
+	}
+	whole := RouteDB{From: p.From, Version: p.Version}
+	for _, q := range a.parts {
+		whole.Entries = append(whole.Entries, q.Entries...)
+		whole.Bindings = append(whole.Bindings, q.Bindings...)
+	}
+	a.parts, a.have = nil, 0
+	return whole, true
 }
 
 // RouteDBReq asks a peer for its route database.
