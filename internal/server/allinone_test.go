@@ -24,7 +24,7 @@ import (
 // allInOne runs the all-in-one server on dir with in-memory devices for the local
 // gateway (the real devices are exercised by the privileged tests in internal/e2e/managed).
 type allInOne struct {
-	t      *testing.T
+	t      testing.TB
 	addr   string
 	out    *syncWriter
 	logs   *syncWriter
