@@ -161,7 +161,9 @@ func RunManaged(ctx context.Context, m Managed) error {
 				ManagedPrefixes: n.Prefixes(), Logger: log})
 		},
 		Hooks: reconcile.Hooks{
-			Applied:     func(t wirefleet.OpType, d time.Duration) { gm.ApplyDuration.WithLabelValues(string(t)).Observe(d.Seconds()) },
+			Applied: func(t wirefleet.OpType, d time.Duration) {
+				gm.ApplyDuration.WithLabelValues(string(t)).Observe(d.Seconds())
+			},
 			Repaired:    func(n, kind string) { gm.DriftRepairs.WithLabelValues(n, kind).Inc() },
 			DeviceError: func(n string) { gm.DeviceErrors.WithLabelValues(n).Inc() },
 		},

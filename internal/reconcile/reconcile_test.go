@@ -66,7 +66,7 @@ func (f *fixture) start(networks ...string) {
 			return d, nil
 		},
 		Logger: slog.New(slog.DiscardHandler),
-		Hooks: Hooks{Repaired: func(network, kind string) { f.mu.Lock(); f.repairs[kind]++; f.mu.Unlock() }},
+		Hooks:  Hooks{Repaired: func(network, kind string) { f.mu.Lock(); f.repairs[kind]++; f.mu.Unlock() }},
 	})
 	if err != nil {
 		f.t.Fatal(err)
