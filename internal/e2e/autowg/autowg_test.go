@@ -159,7 +159,7 @@ type setup struct {
 
 func newSetup(t testing.TB, extra ...string) *setup {
 	t.Helper()
-	testenv.Privileged(t, "wg", "wireguard-go", "ping")
+	testenv.Privileged(t, "wg", "wireguard-go", "ping", "curl")
 	s := &setup{bin: e2e.Binary(t), dir: t.TempDir()}
 	s.srv = testenv.NewNetNS(t, "awS")
 	s.dev = testenv.NewNetNS(t, "awD")
@@ -375,10 +375,21 @@ func TestRefusals(t *testing.T) {
 	if fmt.Sprint(before) != fmt.Sprint(after) {
 		t.Errorf("refused requests changed the interface:\nbefore %v\nafter  %v", before, after)
 	}
+	// Upstream's client's request, verbatim (curl -m 3 -sS -d "$pubkey" -E crt --key key URL;
+	// --cacert only because the test CA is not in the system store), with upstream's
+	// api_endpoint form (the full .../v1/register URL): the five lines it parses.
+	k2, _ := wirefleet.GeneratePrivateKey()
+	out, err := s.dev.Command("curl", "-m", "3", "-sS", "-d", k2.PublicKey().String(), "-E", s.deviceCertPath+".crt", "--key", s.deviceCertPath+".key",
+		"--cacert", filepath.Join(s.dir, "ca.crt"), s.url+"v1/register").CombinedOutput()
+	want := "endpoint=" + serverIP + ":51820\npubkey=" + s.serverPub.String() + "\nroute=" + route + "\nip=fd00:77:0:1::1234\nkeepalive=25\n"
+	if err != nil || string(out) != want {
+		t.Errorf("upstream client's curl: %v\n%q\nwant %q", err, out, want)
+	}
+
 	// The device client fails loudly (non-zero) with the intruder's certificate and leaves
 	// no interface behind.
 	iface := testenv.UniqueName("awx")
-	out, err := s.dev.Command(s.bin, "register", "--conf", "/nonexistent", "--url", s.url, "--cert", filepath.Join(s.dir, "intruder.crt"),
+	out, err = s.dev.Command(s.bin, "register", "--conf", "/nonexistent", "--url", s.url, "--cert", filepath.Join(s.dir, "intruder.crt"),
 		"--key", filepath.Join(s.dir, "intruder.key"), "--ca", filepath.Join(s.dir, "ca.crt"), "--interface", iface,
 		"--backend", "userspace", "--foreground").CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "403") {
