@@ -2,8 +2,8 @@ package sqlite
 
 import (
 	"context"
-	"encoding/base64"
 	"database/sql"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/netip"
