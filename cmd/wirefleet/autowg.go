@@ -39,6 +39,7 @@ func runAutowg(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.Var(&cas, "client-ca", "PEM `file` of the CA that signs device certificates (repeatable; direct mTLS, needs --tls-cert)")
 	crl := fs.String("crl", envDefault("AUTOWG_CRL", ""), "certificate revocation list `file` (PEM or DER) of the client CA, re-read when it changes [AUTOWG_CRL]")
 	data := fs.String("data", envDefault("WIREFLEET_DATA", ""), "keep registrations in this `DIR` across restarts; empty: a temporary store, as upstream [WIREFLEET_DATA]")
+	restListen := fs.String("rest-listen", envDefault("REST_LISTEN", ""), "also serve the Wirefleet REST API (/api/v1) on this `host:port` (an admin token is printed on first start) [REST_LISTEN]")
 	network := fs.String("network", envDefault("WIREFLEET_NETWORK", ""), "Wirefleet network `name`; empty: the interface name [WIREFLEET_NETWORK]")
 
 	// Like upstream's argparse, the interface may stand before, between or after the flags.
@@ -68,7 +69,7 @@ func runAutowg(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	cfg.CNPattern, cfg.Converter, cfg.MetansTemplate = *pattern, *conv, *tmpl
 	cfg.TrustedProxies, cfg.NoTrustLoopback = proxies, *noLoop
 	cfg.TLSCert, cfg.TLSKey, cfg.ClientCAFiles, cfg.CRLFile = *tlsCert, *tlsKey, cas, *crl
-	cfg.DataDir, cfg.Network = *data, *network
+	cfg.DataDir, cfg.Network, cfg.RESTListen = *data, *network, *restListen
 	// Upstream's monitoring credentials come from the environment only (a password on a
 	// command line is visible in the process list).
 	cfg.HTTPAuth = os.Getenv("HTTP_AUTH")

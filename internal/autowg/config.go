@@ -53,6 +53,9 @@ type Config struct {
 	DataDir string
 	// Network is the Wirefleet network name ("" = derived from the interface name).
 	Network string
+	// RESTListen, when set, also serves the Wirefleet REST API (/api/v1) on this
+	// host:port, on the same store (registered devices are peers named after their CN).
+	RESTListen string
 	Logger  *slog.Logger
 	// Ready, when set, receives the listener's address once serving (tests).
 	Ready func(addr net.Addr)

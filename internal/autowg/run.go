@@ -119,12 +119,34 @@ func Run(ctx context.Context, cfg Config) error {
 		scheme = "https"
 	}
 
+	var rest *http.Server
+	var restLn net.Listener
+	if cfg.RESTListen != "" {
+		if rest, restLn, err = restServer(ctx, svc, cfg.RESTListen, cfg.Stdout, log); err != nil {
+			ln.Close()
+			return err
+		}
+	}
+
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	wg.Go(func() { errc <- svc.Run(ctx) })
-	wg.Go(func() { errc <- repairLoop(ctx, gw, RepairEvery, log) })
+	if rest != nil {
+		// Administrators change peers through the API too (disable, delete): follow the
+		// op log (registrations are then applied twice, harmlessly).
+		wg.Go(func() { errc <- gw.Run(ctx) })
+		wg.Go(func() {
+			if err := rest.Serve(restLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("serve the REST API: %w", err)
+				return
+			}
+			errc <- nil
+		})
+	} else {
+		wg.Go(func() { errc <- repairLoop(ctx, gw, RepairEvery, log) })
+	}
 	wg.Go(func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("serve registrations: %w", err)
@@ -151,6 +173,9 @@ func Run(ctx context.Context, cfg Config) error {
 	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer scancel()
 	_ = srv.Shutdown(sctx)
+	if rest != nil {
+		_ = rest.Shutdown(sctx)
+	}
 	wg.Wait()
 	return runErr
 }

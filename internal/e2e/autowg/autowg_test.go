@@ -20,6 +20,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -266,7 +267,7 @@ func (s *setup) ping(t *testing.T) {
 }
 
 func TestRegisterPingReregister(t *testing.T) {
-	s := newSetup(t)
+	s := newSetup(t, "--rest-listen", serverIP+":8080")
 
 	// Startup cleanup: the stale pool peer is gone, the static peer untouched, the mixed
 	// peer lost only its pool address.
@@ -338,6 +339,47 @@ func TestRegisterPingReregister(t *testing.T) {
 	res.Body.Close()
 	if res.StatusCode != 200 || !strings.Contains(string(b), `"1234"`) || !strings.Contains(string(b), "fd00:77:0:1::1234") {
 		t.Errorf("peers.json: %d %s", res.StatusCode, b)
+	}
+
+	// The REST API lists the device under its certificate name; an administrator disables
+	// it, it leaves the interface, and it can no longer register (with any key).
+	out := s.autowg.Output()
+	_, token, _ := strings.Cut(out, "REST API admin token (shown once, keep it): ")
+	token, _, _ = strings.Cut(token, "\n")
+	apiCall := func(method, path string) (int, string) {
+		req, _ := http.NewRequest(method, "http://"+serverIP+":8080"+path, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		res, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	code, list := apiCall("GET", "/api/v1/networks/"+s.wgS+"/peers")
+	var secondKey string
+	for k, v := range second {
+		if v == "fd00:77:0:1::1234/128" {
+			secondKey = k
+		}
+	}
+	if code != 200 || !strings.Contains(list, `"name":"1234"`) || !strings.Contains(list, secondKey) {
+		t.Fatalf("REST peer list: %d %s", code, list)
+	}
+	if code, body := apiCall("POST", "/api/v1/networks/"+s.wgS+"/peers/"+url.PathEscape(secondKey)+"/disable"); code != 200 {
+		t.Fatalf("disable: %d %s", code, body)
+	}
+	e2e.Eventually(t, 10*time.Second, func() error {
+		if _, ok := s.wgShow(t)[secondKey]; ok {
+			return fmt.Errorf("the disabled device is still on the interface")
+		}
+		return nil
+	})
+	good, _ := tls.LoadX509KeyPair(s.deviceCertPath+".crt", s.deviceCertPath+".key")
+	k3, _ := wirefleet.GeneratePrivateKey()
+	if code, msg := post(t, s.client(t, &good), s.url+"v1/register", k3.PublicKey().String(), nil); code != http.StatusForbidden {
+		t.Errorf("a disabled device registering a new key: %d %q", code, msg)
 	}
 }
 
