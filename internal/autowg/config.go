@@ -56,7 +56,7 @@ type Config struct {
 	// RESTListen, when set, also serves the Wirefleet REST API (/api/v1) on this
 	// host:port, on the same store (registered devices are peers named after their CN).
 	RESTListen string
-	Logger  *slog.Logger
+	Logger     *slog.Logger
 	// Ready, when set, receives the listener's address once serving (tests).
 	Ready func(addr net.Addr)
 	// Stdout is for the one line announcing the listener.
