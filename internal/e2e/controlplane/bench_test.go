@@ -1,7 +1,10 @@
 package controlplane
 
 import (
+	"bytes"
 	"context"
+	"io"
+	"net/http"
 	"fmt"
 	"os"
 	"strconv"
@@ -68,13 +71,30 @@ func BenchmarkServerRSS50k(b *testing.B) {
 		}
 
 		proc2, url2 := startServer(b, bin, dataDir)
-		c2, _ := apiclient.New(url2, apiclient.Options{Token: secret})
-		startList := time.Now()
-		page, err := c2.ListPeers(ctx, "big", apiclient.PeerQuery{Limit: 100000})
-		if err != nil || len(page.Items) != 50000 {
-			b.Fatalf("list: %d peers, %v", len(page.Items), err)
+		// Time the API itself (query, encode, transfer), cold then warm; the client only
+		// counts the bytes (decoding 20 MB of JSON is the client's cost, not the server's).
+		get := func() (int64, time.Duration) {
+			start := time.Now()
+			req, _ := http.NewRequest("GET", url2+"/api/v1/networks/big/peers?limit=100000", nil)
+			req.Header.Set("Authorization", "Bearer "+secret)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, err := io.ReadAll(resp.Body)
+			if err != nil || resp.StatusCode != 200 {
+				b.Fatalf("list: %d %v", resp.StatusCode, err)
+			}
+			return int64(bytes.Count(body, []byte(`"public_key"`))), time.Since(start)
 		}
-		b.ReportMetric(float64(time.Since(startList).Milliseconds()), "list_ms")
+		n, cold := get()
+		if n != 50000 {
+			b.Fatalf("list returned %d peers", n)
+		}
+		_, warm := get()
+		b.ReportMetric(float64(cold.Milliseconds()), "list_cold_ms")
+		b.ReportMetric(float64(warm.Milliseconds()), "list_warm_ms")
 		b.ReportMetric(procKB(b, proc2.Cmd.Process.Pid, "VmRSS")/1024, "rss_MB")
 		b.ReportMetric(procKB(b, proc2.Cmd.Process.Pid, "VmHWM")/1024, "peak_MB")
 		_ = proc2.Stop(10 * time.Second)
