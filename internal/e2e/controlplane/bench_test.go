@@ -3,9 +3,9 @@ package controlplane
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
-	"fmt"
 	"os"
 	"strconv"
 	"strings"
