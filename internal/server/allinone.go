@@ -71,6 +71,11 @@ type AllInOne struct {
 	SessionEventsFile, SessionWebhook string
 	// Heartbeat of replication streams (default 15 s).
 	Heartbeat time.Duration
+	// LogKeepOps and LogKeepAge compact the operation log: ops beyond the last LogKeepOps
+	// or older than LogKeepAge are deleted (0: no limit; both 0: never compact). Consumers
+	// further behind reload a snapshot.
+	LogKeepOps uint64
+	LogKeepAge time.Duration
 	// Out receives the admin token printed once on first run (default os.Stdout).
 	Out io.Writer
 	// OpenDevice replaces wgdev/auto for the local gateway (tests).
@@ -107,6 +112,10 @@ func newManagedSide(ctx context.Context, cfg Config, st store.Store, svc *contro
 	}
 	tracker := sessions.New(sessions.Config{Inactivity: a.SessionInactivity, KeepEndpoints: a.SessionEndpoints, Logger: log, Sinks: sinks})
 	runners = append(runners, tracker.Run)
+	if a.LogKeepOps > 0 || a.LogKeepAge > 0 {
+		c := &replication.Compactor{Log: svc, KeepOps: a.LogKeepOps, KeepAge: a.LogKeepAge, Logger: log}
+		runners = append(runners, c.Run)
+	}
 	peerCounts := &cachedCounts{st: st, ttl: 30 * time.Second}
 	sm := metrics.NewServer(reg, metrics.ServerSources{
 		LogSeq: func() uint64 {
