@@ -68,6 +68,8 @@ type allInOneFlags struct {
 	port                                                     *uint
 	drift, stats, inactivity                                 *time.Duration
 	endpoints                                                *bool
+	keepOps                                                  *uint64
+	keepAge                                                  *time.Duration
 }
 
 func addAllInOneFlags(fs *flag.FlagSet) *allInOneFlags {
@@ -84,6 +86,8 @@ func addAllInOneFlags(fs *flag.FlagSet) *allInOneFlags {
 		endpoints:  fs.Bool("session-endpoints", false, "store peers' endpoint IPs in sessions (personal data: off by default)"),
 		events:     fs.String("session-events-file", "", "append session connect/disconnect events as JSON lines to this `file`"),
 		webhook:    fs.String("session-webhook", "", "POST session events (application/x-ndjson) to this `URL`"),
+		keepOps:    fs.Uint64("log-keep-ops", 0, "compact the operation log beyond this many ops (0: no limit by count)"),
+		keepAge:    fs.Duration("log-keep-age", 0, "compact operation log entries older than this (0: no limit by age)"),
 	}
 }
 
@@ -93,6 +97,7 @@ func (a *allInOneFlags) config() (server.AllInOne, error) {
 		GatewayListen: *a.gwListen, DriftInterval: *a.drift, StatsInterval: *a.stats,
 		SessionInactivity: *a.inactivity, SessionEndpoints: *a.endpoints,
 		SessionEventsFile: *a.events, SessionWebhook: *a.webhook,
+		LogKeepOps: *a.keepOps, LogKeepAge: *a.keepAge,
 	}
 	var err error
 	if *a.ipv4 != "" {

@@ -41,6 +41,12 @@ type Options struct {
 	Stop <-chan struct{}
 }
 
+// logBaser is implemented by sources whose log may not start at seq 1 (compaction, a
+// replica loaded from a snapshot): control.Service.
+type logBaser interface {
+	LogBase(ctx context.Context) (uint64, wirefleet.Hash, error)
+}
+
 // Handler serves the replication routes.
 type Handler struct {
 	src       Source
@@ -220,6 +226,22 @@ func (h *Handler) check(ctx context.Context, after uint64, hash wirefleet.Hash) 
 	}
 	if after > head {
 		return ReasonHorizon, wirefleet.Errorf(wirefleet.KindConflict, "the consumer is at seq %d, beyond this server's head %d: reload a snapshot", after, head)
+	}
+	if lb, ok := h.src.(logBaser); ok {
+		base, baseHash, err := lb.LogBase(ctx)
+		if err != nil {
+			return "", err
+		}
+		switch {
+		case after < base:
+			return ReasonCompacted, &wirefleet.Error{Kind: wirefleet.KindNotFound, Message: "the log no longer reaches back to seq " + strconv.FormatUint(after, 10) + " (it starts after " + strconv.FormatUint(base, 10) + "): reload a snapshot"}
+		case after == base && after > 0:
+			// The op at the base is gone, but its hash is kept: the consumer may continue.
+			if baseHash != hash {
+				return ReasonDiverged, wirefleet.Errorf(wirefleet.KindConflict, "the op at seq %d has hash %s here, not %s: the history diverged, reload a snapshot", after, baseHash, hash)
+			}
+			return "", nil
+		}
 	}
 	if after == 0 {
 		if !hash.IsZero() {

@@ -16,7 +16,8 @@ import (
 // memSource is an in-memory log with the state it produces, for tests of both ends.
 type memSource struct {
 	mu    sync.Mutex
-	first uint64 // seq of ops[0] (compaction moves it)
+	first    uint64 // seq of ops[0] (compaction moves it)
+	baseHash wirefleet.Hash
 	ops   []wirefleet.Op
 	head  oplog.Head
 	state map[string]wirefleet.Op // key → last put op (state for snapshots)
@@ -65,8 +66,20 @@ func (s *memSource) append(t testing.TB, typ wirefleet.OpType, key string, v any
 func (s *memSource) compact(seq uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.baseHash = s.ops[seq-s.first].Hash
 	s.ops = s.ops[seq-s.first+1:]
 	s.first = seq + 1
+}
+
+func (s *memSource) LogBase(ctx context.Context) (uint64, wirefleet.Hash, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.first - 1, s.baseHash, nil
+}
+
+func (s *memSource) CompactLog(ctx context.Context, through uint64) error {
+	s.compact(through)
+	return nil
 }
 
 func (s *memSource) Snapshot(ctx context.Context) (wirefleet.Snapshot, error) {

@@ -160,8 +160,8 @@ func newFleet(t *testing.T) *fleet {
 	return f
 }
 
-func (f *fleet) startServer() {
-	f.server = e2e.Start(f.t, f.srv, nil, f.bin, "server", "-data", f.dataDir, "-listen", "0.0.0.0:"+apiPort, "-no-gateway")
+func (f *fleet) startServer(extra ...string) {
+	f.server = e2e.Start(f.t, f.srv, nil, f.bin, append([]string{"server", "-data", f.dataDir, "-listen", "0.0.0.0:" + apiPort, "-no-gateway"}, extra...)...)
 	e2e.Eventually(f.t, 15*time.Second, func() error {
 		code, _, err := f.call("GET", "/readyz", nil)
 		if err == nil && code != 200 {

@@ -293,3 +293,35 @@ func copyDB(t *testing.T, from, to string) {
 		}
 	}
 }
+
+// TestCompactedLogReload: a gateway that was away longer than the log the server keeps
+// gets "410 compacted" and reloads a snapshot by itself.
+func TestCompactedLogReload(t *testing.T) {
+	f := newFleet(t)
+	g := f.gws[0]
+	g.start()
+	f.addPeer()
+	g.converged(15*time.Second, f.activePeers())
+	if err := g.proc.Stop(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		f.addPeer()
+	}
+	f.stopServer()
+	f.startServer("-log-keep-ops", "2")
+	e2e.Eventually(t, 10*time.Second, func() error {
+		if !strings.Contains(f.server.Output(), "log compacted") {
+			return fmt.Errorf("server did not compact")
+		}
+		return nil
+	})
+	g.start()
+	g.converged(30*time.Second, f.activePeers())
+	e2e.Eventually(t, 10*time.Second, func() error {
+		if !strings.Contains(g.proc.Output(), "reason=compacted") {
+			return fmt.Errorf("no compacted reload in the gateway log yet")
+		}
+		return nil
+	})
+}
