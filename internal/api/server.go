@@ -139,8 +139,10 @@ func (s *Server) wrap(rt route) http.Handler {
 		if err != nil {
 			s.writeError(sw, r, err)
 		}
-		s.log.DebugContext(r.Context(), "request", "method", r.Method, "path", r.URL.Path,
-			"status", sw.status, "caller", p.Name, "duration", time.Since(start))
+		if s.log.Enabled(r.Context(), slog.LevelDebug) { // skip building the attributes
+			s.log.DebugContext(r.Context(), "request", "method", r.Method, "path", r.URL.Path,
+				"status", sw.status, "caller", p.Name, "duration", time.Since(start))
+		}
 	})
 }
 
