@@ -109,7 +109,6 @@ func BenchmarkRegister(b *testing.B) {
 		}
 		return false
 	}
-	var worst time.Duration
 	immediate := 0
 	for i := b.N; i < b.N+50; i++ {
 		if err := register(i); err != nil {
@@ -127,10 +126,11 @@ func BenchmarkRegister(b *testing.B) {
 		if first {
 			immediate++
 		}
-		worst = max(worst, time.Since(t0))
 	}
+	// The first read after the answer already shows the peer when it was applied before
+	// the answer (a read of the whole interface takes milliseconds at thousands of peers,
+	// so a time figure here would measure the read, not the apply).
 	b.ReportMetric(float64(immediate), "applied-at-answer/50")
-	b.ReportMetric(float64(worst.Microseconds()), "worst-answer-to-applied-µs(incl.read)")
 }
 
 // cpuTime is the user+system CPU time of process pid (from /proc/PID/stat).
