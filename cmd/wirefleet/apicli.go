@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -26,8 +27,9 @@ type apiFlags struct {
 
 func addAPIFlags(fs *flag.FlagSet) *apiFlags {
 	return &apiFlags{
-		server:  fs.String("server", envDefault("WIREFLEET_SERVER", "http://127.0.0.1:8080"), "`URL` of the control plane [WIREFLEET_SERVER]"),
-		token:   fs.String("token", envDefault("WIREFLEET_TOKEN", ""), "bearer token secret (wft_…) [WIREFLEET_TOKEN]"),
+		server: fs.String("server", envDefault("WIREFLEET_SERVER", "http://127.0.0.1:8080"), "`URL` of the control plane [WIREFLEET_SERVER]"),
+		// Not envDefault: -h prints flag defaults, and this one is a secret.
+		token:   fs.String("token", "", "bearer token secret (wft_…) [WIREFLEET_TOKEN]"),
 		output:  fs.String("o", "table", "output format: table or json"),
 		tlsCA:   fs.String("tls-ca", envDefault("WIREFLEET_TLS_CA", ""), "CA `file` to verify an https server [WIREFLEET_TLS_CA]"),
 		tlsCert: fs.String("tls-cert", envDefault("WIREFLEET_TLS_CERT", ""), "client certificate `file` for mTLS [WIREFLEET_TLS_CERT]"),
@@ -45,8 +47,12 @@ func (a *apiFlags) validate() error {
 func (a *apiFlags) json() bool { return *a.output == "json" }
 
 func (a *apiFlags) client() (*apiclient.Client, error) {
+	token := *a.token
+	if token == "" {
+		token = os.Getenv("WIREFLEET_TOKEN")
+	}
 	c, err := apiclient.New(*a.server, apiclient.Options{
-		Token: *a.token, CAFile: *a.tlsCA, CertFile: *a.tlsCert, KeyFile: *a.tlsKey,
+		Token: token, CAFile: *a.tlsCA, CertFile: *a.tlsCert, KeyFile: *a.tlsKey,
 	})
 	if err != nil {
 		return nil, usageError("%v", err)

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"io"
+	"strings"
 	"testing"
 	"time"
 
@@ -54,5 +55,17 @@ func TestParseExpiry(t *testing.T) {
 		if _, err := parseExpiry(bad, now); !errors.Is(err, errUsage) {
 			t.Errorf("%q: %v, want a usage error", bad, err)
 		}
+	}
+}
+
+// TestTokenNotInHelp: the token from the environment must never be printed as a flag default.
+func TestTokenNotInHelp(t *testing.T) {
+	t.Setenv("WIREFLEET_TOKEN", "wft_abcd_supersecret")
+	var out strings.Builder
+	fs := newFlagSet("t", "", &out)
+	addAPIFlags(fs)
+	fs.Usage()
+	if strings.Contains(out.String(), "supersecret") {
+		t.Errorf("help shows the token:\n%s", out.String())
 	}
 }
