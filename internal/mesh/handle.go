@@ -106,6 +106,9 @@ func (n *Node) handle(ctx context.Context, m wire.Message, src netip.AddrPort) {
 			ns.rtt = max(0, now.Sub(time.UnixMilli(m.Echo))-time.Duration(m.EchoDelay)*time.Millisecond)
 		}
 		ns.theirSent, ns.theirAt = m.Sent, now
+		if m.Adj != nil && viaTunnel && n.learnAdj(ns, m.Adj) {
+			defer n.reroute(ctx) // routes through it may be confirmed now (runs before unlock)
+		}
 		if !viaTunnel {
 			if !m.Reply {
 				// a node bootstrapping to us at our public admin port: it becomes a
@@ -199,6 +202,20 @@ func (n *Node) helloTo(ns *nodeState, reply bool, src netip.AddrPort) wire.Hello
 	return h
 }
 
+// learnAdj keeps a node's adjacency if it is newer and signed by the node's identity.
+// It reports whether it changed; the caller reroutes. Caller holds mu.
+func (n *Node) learnAdj(ns *nodeState, a *wire.Adjacency) bool {
+	if a.WgIP != ns.rec.WgIP || a.KeyTime != ns.rec.KeyTime || !a.Newer(ns.adj) {
+		return false
+	}
+	if err := a.Verify(ns.rec.Identity); err != nil {
+		n.metrics.dropped.WithLabelValues("signature").Inc()
+		return false
+	}
+	ns.adj = a
+	return true
+}
+
 func resolve(hostport string) (netip.AddrPort, error) {
 	if ap, err := netip.ParseAddrPort(hostport); err == nil {
 		return ap, nil
@@ -233,12 +250,8 @@ func (n *Node) learnDB(ctx context.Context, from *nodeState, db wire.RouteDB) {
 		if len(e.Path) == 0 && e.Seen.IsValid() {
 			ns.seen = e.Seen
 		}
-		if a := e.Adj; a != nil && a.WgIP == ns.rec.WgIP && a.KeyTime == ns.rec.KeyTime && a.Newer(ns.adj) {
-			if err := a.Verify(ns.rec.Identity); err == nil {
-				ns.adj = a
-			} else {
-				n.metrics.dropped.WithLabelValues("signature").Inc()
-			}
+		if e.Adj != nil {
+			n.learnAdj(ns, e.Adj)
 		}
 		adverts = append(adverts, routing.Advert{Dest: e.Node.WgIP, Path: e.Path})
 	}

@@ -36,6 +36,7 @@ const (
 	punchKeepalive  = time.Second      // while punching: keep sending so both NATs open
 	stagger         = 300 * time.Millisecond
 	pushGap         = 200 * time.Millisecond // at most one route-database push per gap
+	lanGrace        = 700 * time.Millisecond // a LAN answer takes milliseconds; then punch
 )
 
 // nodeState is what this node knows about another node.
@@ -105,6 +106,8 @@ type Node struct {
 	refusedLog  map[string]time.Time // last log line per refused claim, to rate-limit them
 	lastPush    time.Time            // last route database pushed to the direct peers
 	pushPending bool                 // the database changed since
+	pushArmed   bool                 // a timer will push it when the gap is over
+	realTime    bool                 // the clock is the real one (timers may be armed)
 	dbBudget    int                  // bytes of entries per route-database part (tests make it small)
 }
 
@@ -129,7 +132,8 @@ func NewNode(cfg Config, d Deps) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	if d.Now == nil {
+	realTime := d.Now == nil
+	if realTime {
 		d.Now = time.Now
 	}
 	if d.Logger == nil {
@@ -141,7 +145,7 @@ func NewNode(cfg Config, d Deps) (*Node, error) {
 	n := &Node{cfg: cfg, log: d.Logger, dev: d.Device, host: d.Host, conn: d.Conn, sealer: s,
 		id: d.Identity, bindings: d.Bindings, metrics: d.Metrics, now: d.Now,
 		nodes: map[netip.Addr]*nodeState{}, routes: map[netip.Addr]routing.Route{},
-		applied: map[wirefleet.Key]wgdev.Peer{}, refusedLog: map[string]time.Time{}, dbBudget: dbBudget}
+		applied: map[wirefleet.Key]wgdev.Peer{}, refusedLog: map[string]time.Time{}, dbBudget: dbBudget, realTime: realTime}
 	n.wgPub = d.WgPublic
 	var local []netip.Addr
 	if d.Host != nil {

@@ -23,7 +23,10 @@ func (n *Node) promote(ctx context.Context, ns *nodeState, path string, ep netip
 	n.reroute(ctx)
 	// greet at once: it learns we are up, and asks for our route database
 	ns.lastHello = n.now()
-	n.send(tunnelAddr(ns.rec), n.helloTo(ns, false, netip.AddrPort{}))
+	h := n.helloTo(ns, false, netip.AddrPort{})
+	adj := n.adj
+	h.Adj = &adj
+	n.send(tunnelAddr(ns.rec), h)
 }
 
 // demote drops a direct peer; routes through it go at once. Caller holds mu; the caller
@@ -154,7 +157,7 @@ func (n *Node) tryPaths(ns *nodeState, now time.Time) {
 		}
 		return
 	}
-	if lan && now.Sub(ns.lanTried) < 1500*time.Millisecond {
+	if lan && now.Sub(ns.lanTried) < lanGrace {
 		return // give the LAN answer a chance first
 	}
 	if !n.cfg.WgIP.Less(ns.rec.WgIP) || !ns.seen.IsValid() || now.Before(ns.natNext) {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/netip"
 	"slices"
+	"time"
 
 	"github.com/wirefleet/wirefleet"
 	"github.com/wirefleet/wirefleet/internal/mesh/routing"
@@ -152,6 +153,16 @@ func (n *Node) updateDB() {
 	n.dbVersion++
 	n.pushPending = true
 	n.pushDB()
+	if n.pushPending && n.realTime && !n.pushArmed {
+		// throttled: push when the gap is over rather than at the next tick
+		n.pushArmed = true
+		time.AfterFunc(pushGap-n.now().Sub(n.lastPush), func() {
+			n.mu.Lock()
+			defer n.mu.Unlock()
+			n.pushArmed = false
+			n.pushDB()
+		})
+	}
 }
 
 // pushDB sends a pending database if the last push is pushGap old. Caller holds mu.

@@ -121,7 +121,7 @@ func newTopoTB(b *testing.B, symmetric string) *topo {
 		b.Fatalf("nat topology: %v\n%s", err, out)
 	}
 	b.Cleanup(func() { _ = exec.Command(script, "down", "--prefix", prefix).Run() })
-	return &topo{t: b, prefix: prefix, bin: e2e.Binary(b), nodes: map[string]*e2e.Process{}}
+	return &topo{t: b, prefix: prefix, bin: e2e.Binary(b), nodes: map[string]*e2e.Process{}, pingWait: "0.3"}
 }
 
 func pollTB(b testing.TB, timeout time.Duration, f func() error) {
@@ -195,7 +195,7 @@ func (l *flatLAN) allPairs() error {
 	for i := range l.ns {
 		targets = append(targets, fmt.Sprintf("198.51.100.%d", i+1))
 	}
-	script := "for d in " + strings.Join(targets, " ") + "; do ping -n -q -c 1 -W 0.5 $d >/dev/null || { echo $d; exit 1; }; done"
+	script := "for d in " + strings.Join(targets, " ") + "; do ping -n -q -c 1 -W 0.3 $d >/dev/null || { echo $d; exit 1; }; done"
 	for i, ns := range l.ns {
 		if out, err := ns.Command("sh", "-c", script).CombinedOutput(); err != nil {
 			return fmt.Errorf("node %d cannot reach %s", i+1, strings.TrimSpace(string(out)))

@@ -36,6 +36,9 @@ type topo struct {
 	bin    string
 	net    string // network.yaml
 	nodes  map[string]*e2e.Process
+	// pingWait is ping's -W: 1 s in tests; benchmarks poll with a shorter one so that a
+	// failed probe does not hide a second of convergence
+	pingWait string
 }
 
 func topologyScript(t *testing.T) string {
@@ -145,7 +148,11 @@ func (tp *topo) wantPath(node, wgip, path, via string) error {
 }
 
 func (tp *topo) ping(node, dst string) error {
-	out, err := exec.Command("ip", "netns", "exec", tp.prefix+node, "ping", "-n", "-q", "-c", "1", "-W", "1", dst).CombinedOutput()
+	wait := tp.pingWait
+	if wait == "" {
+		wait = "1"
+	}
+	out, err := exec.Command("ip", "netns", "exec", tp.prefix+node, "ping", "-n", "-q", "-c", "1", "-W", wait, dst).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("ping %s -> %s: %v: %s", node, dst, err, strings.TrimSpace(string(out)))
 	}

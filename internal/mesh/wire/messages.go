@@ -107,7 +107,11 @@ type Hello struct {
 	Echo      int64          `json:"echo,omitempty"`       // Sent of the receiver's latest Hello to us
 	EchoDelay int64          `json:"echo_delay,omitempty"` // ms between that Hello's arrival and this one
 	Sent      int64          `json:"sent"`                 // unix ms
-	YourAddr  netip.AddrPort `json:"your_addr,omitzero"`   // where the answered Hello came from
+	YourAddr  netip.AddrPort `json:"your_addr,omitzero"`
+	// Adj, in the greeting sent when a link comes up (not in periodic Hellos, whose size
+	// must not grow with the number of peers), lets the peer confirm routes through us
+	// without waiting for our route database.
+	Adj *Adjacency `json:"adj,omitempty"` // where the answered Hello came from
 }
 
 // Entry is one destination of a route database.
