@@ -152,7 +152,7 @@ func RunManaged(ctx context.Context, m Managed) error {
 		DriftInterval: m.DriftInterval,
 		Logger:        log,
 		Open: func(ctx context.Context, n wirefleet.NetworkValue) (wgdev.Device, error) {
-			name := n.Name
+			name := InterfaceName(n.Name)
 			if single {
 				name = m.DeviceName
 			}
@@ -227,6 +227,17 @@ func RunManaged(ctx context.Context, m Managed) error {
 		return fmt.Errorf("save state: %w", err)
 	}
 	return srvErr
+}
+
+// InterfaceName is the interface of a network on a managed gateway: the network's name,
+// except for names the kernel reserves for its per-interface settings
+// (/proc/sys/net/ipv4/conf/{all,default}), which get a "wf-" prefix: the all-in-one
+// server's network "default" is served on interface wf-default.
+func InterfaceName(network string) string {
+	if network == "default" || network == "all" {
+		return "wf-" + network
+	}
+	return network
 }
 
 func controlClient(caFile string) (*http.Client, error) {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/wirefleet/wirefleet"
+	"github.com/wirefleet/wirefleet/internal/gateway"
 	"github.com/wirefleet/wirefleet/internal/wgdev"
 	"github.com/wirefleet/wirefleet/internal/wgdev/auto"
 	"github.com/wirefleet/wirefleet/internal/wgdev/wgdevtest"
@@ -147,8 +148,8 @@ func TestAllInOneFirstRunLocalGatewaySessions(t *testing.T) {
 	if strings.Contains(s.logs.String(), admin) {
 		t.Error("the admin token is in the log")
 	}
-	waitFor(t, "the default network's device", func() bool { return devs.get(DefaultNetworkName) != nil })
-	info, _ := devs.get(DefaultNetworkName).Info(context.Background())
+	waitFor(t, "the default network's device", func() bool { return devs.get(gateway.InterfaceName(DefaultNetworkName)) != nil })
+	info, _ := devs.get(gateway.InterfaceName(DefaultNetworkName)).Info(context.Background())
 	if info.ListenPort != 51820 || len(info.Addresses) != 2 || info.Addresses[0] != netip.MustParsePrefix("198.18.44.1/24") {
 		t.Errorf("default network device: %+v", info)
 	}
@@ -159,7 +160,7 @@ func TestAllInOneFirstRunLocalGatewaySessions(t *testing.T) {
 	if code != 201 && code != 200 {
 		t.Fatalf("create peer: %d %s", code, body)
 	}
-	d := devs.get(DefaultNetworkName)
+	d := devs.get(gateway.InterfaceName(DefaultNetworkName))
 	waitFor(t, "the peer on the local gateway", func() bool { return hasPeer(d, pub) })
 
 	// The device reports a handshake: the local gateway pushes stats, a session opens.
