@@ -64,7 +64,8 @@ func Parse(r io.Reader) (*Config, error) {
 		}
 		if strings.HasPrefix(raw, "#") || strings.HasPrefix(raw, ";") {
 			if m := nameComment.FindStringSubmatch(raw); m != nil {
-				name := strings.TrimSpace(m[1])
+				// A lone CR inside a line would not survive rendering; names are labels.
+				name := strings.TrimSpace(strings.ReplaceAll(m[1], "\r", " "))
 				if peer != nil && peer.Name == "" {
 					peer.Name = name
 				} else {

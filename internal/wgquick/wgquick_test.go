@@ -165,6 +165,7 @@ func FuzzParse(f *testing.F) {
 	f.Add("[Interface]\nAddress=192.0.2.1\n[Peer]\nPublicKey=xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=\nAllowedIPs=0.0.0.0/0,::/0\n")
 	f.Add("\ufeff[interface]\nDNS = 192.0.2.53, example.org\nMTU=1420\n")
 	f.Add("[Interface]\n# Name = x\n[Peer]\n")
+	f.Add("[Interface]\n[Peer]\n# Name = a\rb\nPublicKey = xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=\n")
 	f.Fuzz(func(t *testing.T, in string) {
 		cfg, err := Parse(strings.NewReader(in))
 		if err != nil {
