@@ -166,6 +166,7 @@ func RunManaged(ctx context.Context, m Managed) error {
 			},
 			Repaired:    func(n, kind string) { gm.DriftRepairs.WithLabelValues(n, kind).Inc() },
 			DeviceError: func(n string) { gm.DeviceErrors.WithLabelValues(n).Inc() },
+			Propagated:  func(d time.Duration) { gm.Propagation.Observe(d.Seconds()) },
 		},
 	})
 	if err != nil {

@@ -29,6 +29,7 @@ type Gateway struct {
 	DriftRepairs  *prometheus.CounterVec   // network, kind
 	ApplyDuration *prometheus.HistogramVec // type
 	DeviceErrors  *prometheus.CounterVec   // network
+	Propagation   prometheus.Histogram
 }
 
 // GatewaySources are read at scrape time.
@@ -51,8 +52,11 @@ func NewGateway(reg prometheus.Registerer, src GatewaySources) *Gateway {
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1}}, []string{"type"}),
 		DeviceErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: DeviceErrors,
 			Help: "Failed device reads or writes."}, []string{"network"}),
+		Propagation: prometheus.NewHistogram(prometheus.HistogramOpts{Name: Propagation,
+			Help:    "Time from an op's commit on the control plane to its application on this gateway (needs synchronised clocks).",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5, 30}}),
 	}
-	reg.MustRegister(g.DriftRepairs, g.ApplyDuration, g.DeviceErrors, &gatewayCollector{src})
+	reg.MustRegister(g.DriftRepairs, g.ApplyDuration, g.DeviceErrors, g.Propagation, &gatewayCollector{src})
 	return g
 }
 

@@ -32,6 +32,7 @@ const (
 	OpsApplied         = "wirefleet_replication_ops_applied_total"
 	DriftRepairs       = "wirefleet_drift_repairs_total"
 	ApplyDuration      = "wirefleet_apply_duration_seconds"
+	Propagation        = "wirefleet_replication_propagation_seconds"
 	DeviceErrors       = "wirefleet_device_errors_total"
 	GatewayPeers       = "wirefleet_gateway_peers"
 	APIRequestDuration = "wirefleet_api_request_duration_seconds"

@@ -49,6 +49,9 @@ type Hooks struct {
 	Repaired func(network, kind string)
 	// DeviceError is called when a device write or read fails.
 	DeviceError func(network string)
+	// Propagated is called after each visible op with the time from its commit on the
+	// control plane (op.Time) to its application here (clocks assumed in sync, e.g. NTP).
+	Propagated func(d time.Duration)
 }
 
 // Config configures a Reconciler.
@@ -93,6 +96,9 @@ type netState struct {
 	peers map[wirefleet.Key]wirefleet.PeerValue // every peer of the network, active or not
 	dev   wgdev.Device                          // nil until opened (retried by the drift check)
 	own   wgdev.Ownership
+	// attached is set for an interface that is not ours (wgdev attach backend): its key,
+	// port, addresses and MTU are never changed, only the peers in our prefixes.
+	attached bool
 }
 
 // New returns a Reconciler. Call Load before handing it to a follower.
@@ -143,6 +149,9 @@ func (r *Reconciler) Apply(ctx context.Context, ops []wirefleet.Op) error {
 		r.seq, r.hash = op.Seq, op.Hash
 		if r.hooks.Applied != nil {
 			r.hooks.Applied(op.Type, time.Since(start))
+		}
+		if r.hooks.Propagated != nil && !op.Time.IsZero() {
+			r.hooks.Propagated(r.now().Sub(op.Time))
 		}
 	}
 	if r.journal != nil {
@@ -254,7 +263,7 @@ func (r *Reconciler) putNetwork(ctx context.Context, v wirefleet.NetworkValue) e
 		return r.openDevice(ctx, ns)
 	}
 	cfg, changed := interfaceChange(old, v)
-	if !changed {
+	if !changed || ns.attached {
 		return nil
 	}
 	r.log.Info("network changed: configuring the interface in place", "network", v.Name)
@@ -268,6 +277,9 @@ func (r *Reconciler) openDevice(ctx context.Context, ns *netState) error {
 		return fmt.Errorf("open device of network %q: %w", ns.value.Name, err)
 	}
 	ns.dev = dev
+	if info, err := dev.Info(ctx); err == nil {
+		ns.attached = info.Backend == "attach"
+	}
 	// The device may hold peers already (a kernel or attached link survives restarts):
 	// one read and the difference.
 	_, err = r.syncLocked(ctx, ns, false)

@@ -417,3 +417,46 @@ func TestCheckpointRotation(t *testing.T) {
 		t.Errorf("restart at %d, want %d", s, seq)
 	}
 }
+
+// attachedMemory reports itself as an attached interface (wg-quick's, not ours).
+type attachedMemory struct{ *wgdevtest.Memory }
+
+func (a attachedMemory) Info(ctx context.Context) (wgdev.Info, error) {
+	i, err := a.Memory.Info(ctx)
+	i.Backend = "attach"
+	return i, err
+}
+
+func TestAttachedInterfaceIsNeverConfigured(t *testing.T) {
+	mem := wgdevtest.NewMemory("wg0")
+	port := 51000
+	other, _ := wirefleet.GeneratePrivateKey()
+	_ = mem.Configure(context.Background(), wgdev.Interface{PrivateKey: &other, ListenPort: &port})
+	static := wgdev.Peer{PublicKey: key(99), AllowedIPs: []netip.Prefix{netip.MustParsePrefix("192.0.2.7/32")}}
+	_ = mem.ApplyPeers(context.Background(), []wgdev.Peer{static}, nil)
+	r, err := New(Config{Logger: slog.New(slog.DiscardHandler), Open: func(context.Context, wirefleet.NetworkValue) (wgdev.Device, error) {
+		return attachedMemory{mem}, nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{t: t, r: r}
+	n := netValue(t, "a", 1)
+	p := peerValue("a", 1, 1, false)
+	f.apply(f.putNetwork(n), f.putPeer(p))
+	changed := n
+	changed.ListenPort = 52000
+	f.apply(f.putNetwork(changed))
+	if n, err := r.Drift(context.Background()); n != 0 || err != nil {
+		t.Errorf("drift on an attached interface: %d repairs, %v", n, err)
+	}
+	info, _ := mem.Info(context.Background())
+	if info.ListenPort != 51000 || info.PublicKey != other.PublicKey() {
+		t.Errorf("the attached interface was configured: %+v", info)
+	}
+	wantPeers := want(p)
+	wantPeers[static.PublicKey] = []string{"192.0.2.7/32"}
+	if diff := cmp.Diff(wantPeers, devicePeers(t, mem)); diff != "" {
+		t.Errorf("peers (-want +got):\n%s", diff)
+	}
+}

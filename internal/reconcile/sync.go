@@ -63,8 +63,8 @@ func (r *Reconciler) resetState(snap wirefleet.Snapshot) {
 			}
 			continue
 		}
-		ns.dev = old.dev
-		if ns.dev != nil {
+		ns.dev, ns.attached = old.dev, old.attached
+		if ns.dev != nil && !ns.attached {
 			if cfg, changed := interfaceChange(old.value, ns.value); changed {
 				if err := ns.dev.Configure(ctx, cfg); err != nil {
 					r.log.Error("configure interface in place failed", "network", name, "err", err)
@@ -188,20 +188,23 @@ func (r *Reconciler) repairInterface(ctx context.Context, ns *netState, count bo
 		return 0, fmt.Errorf("read interface of network %q: %w", ns.value.Name, err)
 	}
 	v := ns.value
+	if info.Backend == "attach" {
+		return 0, nil // not our interface: only its peers in our prefixes are ours
+	}
 	var cfg wgdev.Interface
 	changed := false
 	if info.PublicKey != v.PrivateKey.PublicKey() {
 		k := v.PrivateKey
 		cfg.PrivateKey, changed = &k, true
 	}
-	if info.ListenPort != int(v.ListenPort) && info.Backend != "attach" {
+	if info.ListenPort != int(v.ListenPort) {
 		p := int(v.ListenPort)
 		cfg.ListenPort, changed = &p, true
 	}
-	if v.MTU != 0 && info.MTU != 0 && info.MTU != v.MTU && info.Backend != "attach" {
+	if v.MTU != 0 && info.MTU != 0 && info.MTU != v.MTU {
 		cfg.MTU, changed = v.MTU, true
 	}
-	if want := Addresses(v.Network); info.Backend != "attach" && !sameSet(want, info.Addresses) {
+	if want := Addresses(v.Network); !sameSet(want, info.Addresses) {
 		cfg.Addresses, changed = want, true
 	}
 	if !changed {
