@@ -199,3 +199,27 @@ func TestRegisterConcurrent(t *testing.T) {
 		t.Errorf("%d peers, %d named same; want 65 and 1", len(page.Peers), same)
 	}
 }
+
+// A converter change (the device's address moves) with the same key: the peer is
+// re-addressed in place (one op) and the old address freed.
+func TestRegisterReaddress(t *testing.T) {
+	e := newEnv(t)
+	regNetwork(t, e)
+	in := control.RegisterInput{Network: "reg", Name: "7", PublicKey: key(1), Pool: regPool, Address: netip.MustParseAddr("fd00:5::7")}
+	if _, err := e.svc.Register(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	seq := head(t, e)
+	in.Address = netip.MustParseAddr("fd00:5::70")
+	r, err := e.svc.Register(ctx, in)
+	if err != nil || !r.Changed || r.Peer.Addresses[0] != in.Address {
+		t.Fatalf("%+v %v", r, err)
+	}
+	if got := opTypes(t, e, seq); len(got) != 1 {
+		t.Errorf("ops %v, want one peer.put", got)
+	}
+	// The old address is free again for another device.
+	if _, err := e.svc.Register(ctx, control.RegisterInput{Network: "reg", Name: "other", PublicKey: key(2), Pool: regPool, Address: netip.MustParseAddr("fd00:5::7")}); err != nil {
+		t.Errorf("old address not freed: %v", err)
+	}
+}
