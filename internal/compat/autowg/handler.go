@@ -362,9 +362,10 @@ func firstLine(err error) string {
 	return s
 }
 
-// infoTTL bounds how stale the interface key and port may be in answers: reading the
-// device for every registration would cost a full peer dump on some backends.
-const infoTTL = time.Second
+// infoTTL bounds how stale the interface key and port may be in answers: reading them
+// costs a full peer dump on wgctrl backends (milliseconds at thousands of peers), too much
+// for every registration; a key or port change shows within infoTTL, without a restart.
+const infoTTL = 5 * time.Second
 
 // iface returns the interface public key and listen port.
 func (h *Handler) iface(ctx context.Context, s *site) (wirefleet.Key, int, error) {
