@@ -588,3 +588,17 @@ func BenchmarkRegisterMTLS(b *testing.B) {
 	wg.Wait()
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "registrations/s")
 }
+
+func TestChunkedBody(t *testing.T) {
+	e := newEnv(t, nil)
+	k := pubKey(t)
+	r := httptest.NewRequest("POST", "/v1/register", io.NopCloser(strings.NewReader(k.String()+"\n")))
+	r.ContentLength, r.TransferEncoding = -1, []string{"chunked"}
+	r.RemoteAddr = local
+	r.Header.Set(autowg.SubjectHeader, "CN=5")
+	w := httptest.NewRecorder()
+	e.h.ServeHTTP(w, r)
+	if w.Code != 200 || !strings.Contains(w.Body.String(), "ip=fde3:25fb:7f6c:1::5\n") {
+		t.Errorf("chunked body: %d %q", w.Code, w.Body)
+	}
+}
