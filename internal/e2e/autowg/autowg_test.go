@@ -466,3 +466,50 @@ func TestStartupRefusals(t *testing.T) {
 		}
 	}
 }
+
+// TestRestartState: like upstream, a restart without --data forgets the registrations and
+// clears the pool's peers (devices re-register); with --data the registrations survive and
+// the interface is restored from the store.
+func TestRestartState(t *testing.T) {
+	data := t.TempDir()
+	s := newSetup(t, "--data", data)
+	good, err := tls.LoadX509KeyPair(s.deviceCertPath+".crt", s.deviceCertPath+".key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, _ := wirefleet.GeneratePrivateKey()
+	pub := k.PublicKey().String()
+	if code, msg := post(t, s.client(t, &good), s.url+"v1/register", pub, nil); code != 200 {
+		t.Fatalf("register: %d %q", code, msg)
+	}
+	restart := func(extra ...string) {
+		t.Helper()
+		if err := s.autowg.Stop(5 * time.Second); err != nil {
+			t.Logf("autowg exit: %v", err)
+		}
+		args := []string{"autowg", "--pool", pool, "--route", route, "--endpoint", serverIP, "--http-host", serverIP, "--http-port", httpPort}
+		args = append(append(args, extra...), s.wgS)
+		s.autowg = e2e.Start(t, s.srv, nil, s.bin, args...)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := s.autowg.WaitOutput(ctx, "autowg listening"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The peer outlives the process (attach never removes peers on exit); take it off by
+	// hand and restart with the same data: it is restored.
+	s.srv.Exec(t, "wg", "set", s.wgS, "peer", pub, "remove")
+	restart("--data", data)
+	if got := s.wgShow(t)[pub]; got != "fd00:77:0:1::1234/128" {
+		t.Errorf("after a restart with --data: %q, want the registration restored (all: %v)", got, s.wgShow(t))
+	}
+	// Without --data: a fresh store, the pool is cleared, the static peer stays.
+	restart()
+	got := s.wgShow(t)
+	if _, ok := got[pub]; ok {
+		t.Errorf("after a restart without --data the registration is still on the interface: %v", got)
+	}
+	if got[s.static.String()] == "" {
+		t.Errorf("the static peer was removed: %v", got)
+	}
+}
