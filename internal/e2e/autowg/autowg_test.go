@@ -154,6 +154,7 @@ type setup struct {
 	serverPub      wirefleet.Key
 	static, stale  wirefleet.Key
 	mixed          wirefleet.Key
+	noIPs, super   wirefleet.Key
 	autowg         *e2e.Process
 	deviceCertPath string
 }
@@ -175,11 +176,13 @@ func newSetup(t testing.TB, extra ...string) *setup {
 	keyFile := filepath.Join(s.dir, "server.wgkey")
 	os.WriteFile(keyFile, []byte(priv.String()+"\n"), 0o600)
 	key := func() wirefleet.Key { k, _ := wirefleet.GeneratePrivateKey(); return k.PublicKey() }
-	s.static, s.stale, s.mixed = key(), key(), key()
+	s.static, s.stale, s.mixed, s.noIPs, s.super = key(), key(), key(), key(), key()
 	s.srv.Exec(t, "wg", "set", s.wgS, "private-key", keyFile, "listen-port", "51820",
 		"peer", s.static.String(), "allowed-ips", "198.18.0.5/32,fd00:77::5/128",
 		"peer", s.stale.String(), "allowed-ips", "fd00:77:0:1::99/128",
-		"peer", s.mixed.String(), "allowed-ips", "fd00:77:0:1::55/128,198.18.0.6/32")
+		"peer", s.mixed.String(), "allowed-ips", "fd00:77:0:1::55/128,198.18.0.6/32",
+		"peer", s.noIPs.String(),
+		"peer", s.super.String(), "allowed-ips", "fd00:77::/56")
 	s.srv.Exec(t, "ip", "addr", "add", serverAddr+"/48", "dev", s.wgS)
 	s.srv.Exec(t, "ip", "link", "set", s.wgS, "up")
 
@@ -271,7 +274,8 @@ func TestRegisterPingReregister(t *testing.T) {
 
 	// Startup cleanup: the stale pool peer is gone, the static peer untouched, the mixed
 	// peer lost only its pool address.
-	want := map[string]string{s.static.String(): "198.18.0.5/32 fd00:77::5/128", s.mixed.String(): "198.18.0.6/32"}
+	want := map[string]string{s.static.String(): "198.18.0.5/32 fd00:77::5/128", s.mixed.String(): "198.18.0.6/32",
+		s.noIPs.String(): "(none)", s.super.String(): "fd00:77::/56"}
 	e2e.Eventually(t, 10*time.Second, func() error {
 		got := s.wgShow(t)
 		for k, v := range want {
