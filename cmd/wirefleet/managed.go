@@ -41,6 +41,18 @@ func (m *managedGatewayFlags) managed() bool { return *m.control != "" }
 
 // run runs the managed gateway with the device flags shared with standalone mode.
 func (m *managedGatewayFlags) run(ctx context.Context, backend, device, stateDir, listen string, stderr io.Writer) error {
+	var refused error
+	m.fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "wg-port", "wg-address", "wg-managed-prefix":
+			// The network on the control plane decides these (and the managed prefixes
+			// are the network's prefixes).
+			refused = usageError("-%s is not used with -control: the network's settings on the control plane apply (port, addresses, prefixes)", f.Name)
+		}
+	})
+	if refused != nil {
+		return refused
+	}
 	listenSet := false
 	m.fs.Visit(func(f *flag.Flag) { listenSet = listenSet || f.Name == "listen" })
 	if !listenSet {

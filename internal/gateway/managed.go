@@ -172,12 +172,40 @@ func RunManaged(ctx context.Context, m Managed) error {
 	if err != nil {
 		return err
 	}
+	// Listen first: a port in use is a configuration error to report before any device
+	// is touched.
+	var (
+		ln net.Listener
+		hs *http.Server
+	)
+	if m.Listen != "" {
+		if ln, err = net.Listen("tcp", m.Listen); err != nil {
+			return fmt.Errorf("-listen %s: %w", m.Listen, err)
+		}
+		mux := http.NewServeMux()
+		metrics.Mount(mux, reg, func(ctx context.Context) error {
+			// Ready when serving a state: caught up with the control plane, or the saved
+			// state while it is away (fail-open).
+			if s := follower.Status(); s.Synced || s.Applied > 0 {
+				return nil
+			}
+			return errors.New("no state yet: waiting for the control plane's snapshot")
+		})
+		hs = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	}
 	seq, err := rec.Load(ctx)
 	if err != nil {
+		if ln != nil {
+			ln.Close()
+		}
 		return fmt.Errorf("load saved state: %w", err)
 	}
 	follower, err = replication.NewFollower(replication.FollowerConfig{URL: m.ControlURL, Token: m.Token, Client: client, Applier: rec, Logger: log})
 	if err != nil {
+		if ln != nil {
+			ln.Close()
+		}
+		_ = rec.Close()
 		return err
 	}
 	log.Info("managed gateway starting", "control", m.ControlURL, "networks", m.Networks, "resume_after", seq)
@@ -193,33 +221,13 @@ func RunManaged(ctx context.Context, m Managed) error {
 		pushStats(ctx, statsPusher{url: strings.TrimRight(m.ControlURL, "/") + sessions.StatsPath, token: m.Token, client: client, name: m.Name, log: log}, rec, stats, m.StatsInterval)
 	})
 
-	var srvErr error
-	if m.Listen != "" {
-		mux := http.NewServeMux()
-		metrics.Mount(mux, reg, func(ctx context.Context) error {
-			// Ready when serving a state: caught up with the control plane, or the saved
-			// state while it is away (fail-open).
-			if s := follower.Status(); s.Synced || s.Applied > 0 {
-				return nil
-			}
-			return errors.New("no state yet: waiting for the control plane's snapshot")
-		})
-		ln, err := net.Listen("tcp", m.Listen)
-		if err != nil {
-			srvErr = fmt.Errorf("-listen %s: %w", m.Listen, err)
-		} else {
-			hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-			run(func(ctx context.Context) { _ = hs.Serve(ln) })
-			run(func(ctx context.Context) { <-ctx.Done(); _ = hs.Close() })
-			log.Info("managed gateway: metrics and health listening", "addr", ln.Addr().String())
-			if m.Ready != nil {
-				m.Ready(ln.Addr())
-			}
+	if hs != nil {
+		run(func(ctx context.Context) { _ = hs.Serve(ln) })
+		run(func(ctx context.Context) { <-ctx.Done(); _ = hs.Close() })
+		log.Info("managed gateway: metrics and health listening", "addr", ln.Addr().String())
+		if m.Ready != nil {
+			m.Ready(ln.Addr())
 		}
-	}
-	if srvErr != nil {
-		// Nothing has started serving that a caller could rely on; stop the rest.
-		log.Error("managed gateway", "err", srvErr)
 	}
 	<-ctx.Done()
 	wg.Wait()
@@ -227,7 +235,7 @@ func RunManaged(ctx context.Context, m Managed) error {
 	if err := rec.Close(); err != nil {
 		return fmt.Errorf("save state: %w", err)
 	}
-	return srvErr
+	return nil
 }
 
 // InterfaceName is the interface of a network on a managed gateway: the network's name,
