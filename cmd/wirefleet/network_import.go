@@ -56,6 +56,9 @@ func runNetworkImport(ctx context.Context, args []string, stdout, stderr io.Writ
 	if api.json() {
 		return printJSON(stdout, out)
 	}
+	for _, w := range out.Warnings {
+		fmt.Fprintf(stderr, "warning: %s\n", w)
+	}
 	fmt.Fprintf(stdout, "imported network %s with %d peers in %s (public key %s)\n", out.Network.Name, out.Peers, time.Since(start).Round(time.Millisecond), out.Network.PublicKey)
 	return nil
 }

@@ -400,6 +400,9 @@ AllowedIPs = 198.51.100.3/32
 	if out.Peers != 2 || out.Network.PublicKey != wantPub || out.Network.ListenPort != 51999 || out.Network.IPv6.String() != "2001:db8:7::1/64" {
 		t.Errorf("imported %+v", out)
 	}
+	if len(out.Warnings) != 1 || !strings.Contains(out.Warnings[0], "line 5: [Interface] PostUp is not imported") {
+		t.Errorf("warnings %q, want one about PostUp on line 5", out.Warnings)
+	}
 	var p wire.Peer
 	e.do("GET", "/api/v1/networks/estate/peers/"+urlKey(wirefleet.MustParseKey("xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=")), e.admin, nil).want(t, 200, &p)
 	if p.Name != "laptop" || !p.HasPresharedKey || len(p.Addresses) != 2 {

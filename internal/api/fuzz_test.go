@@ -42,7 +42,7 @@ func FuzzDecodeBodies(f *testing.F) {
 		var imp wire.NetworkImport
 		if decodeStrict(strings.NewReader(body), &imp) == nil {
 			if cfg, err := wgquick.Parse(strings.NewReader(imp.Config)); err == nil {
-				if _, err := ImportInput("x", "", cfg); err != nil && wirefleet.KindOf(err) != wirefleet.KindInvalid {
+				if _, _, err := ImportInput("x", "", cfg); err != nil && wirefleet.KindOf(err) != wirefleet.KindInvalid {
 					t.Fatalf("ImportInput: %v has kind %s", err, wirefleet.KindOf(err))
 				}
 			}

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -25,7 +26,7 @@ func (s *Server) importNetwork(w http.ResponseWriter, r *http.Request, p Princip
 	if err != nil {
 		return err
 	}
-	in, err := ImportInput(req.Name, req.Endpoint, cfg)
+	in, warnings, err := ImportInput(req.Name, req.Endpoint, cfg)
 	if err != nil {
 		return err
 	}
@@ -34,7 +35,7 @@ func (s *Server) importNetwork(w http.ResponseWriter, r *http.Request, p Princip
 		return err
 	}
 	w.Header().Set("Location", "/api/v1/networks/"+n.Name)
-	writeJSON(w, http.StatusCreated, wire.NetworkImported{Network: n, Peers: len(in.Peers)})
+	writeJSON(w, http.StatusCreated, wire.NetworkImported{Network: n, Peers: len(in.Peers), Warnings: warnings})
 	return nil
 }
 
@@ -42,8 +43,17 @@ func (s *Server) importNetwork(w http.ResponseWriter, r *http.Request, p Princip
 // addresses (first IPv4, first IPv6) become the network's, its private key is kept so that
 // no client needs re-keying, and each [Peer]'s AllowedIPs host addresses become the peer's
 // addresses. Wider AllowedIPs (a site's LAN behind a peer) cannot be represented yet and are
-// refused with an error naming the peer rather than silently dropped.
-func ImportInput(name, endpoint string, cfg *wgquick.Config) (control.ImportInput, error) {
+// refused with an error naming the peer rather than silently dropped. Settings that do not
+// carry over (PostUp, a peer's Endpoint…) come back as warnings, so an operator knows what
+// to redo.
+func ImportInput(name, endpoint string, cfg *wgquick.Config) (control.ImportInput, []string, error) {
+	var warnings []string
+	for _, kv := range cfg.Interface.Extra {
+		warnings = append(warnings, fmt.Sprintf("line %d: [Interface] %s is not imported (Wirefleet gateways manage the interface)", kv.Line, kv.Key))
+	}
+	if len(cfg.Interface.DNS) > 0 {
+		warnings = append(warnings, "[Interface] DNS of a server config is not imported: set the DNS pushed to clients with the network's dns")
+	}
 	in := control.ImportInput{Network: control.NetworkInput{
 		Name:     name,
 		Endpoint: endpoint,
@@ -65,7 +75,7 @@ func ImportInput(name, endpoint string, cfg *wgquick.Config) (control.ImportInpu
 		}
 	}
 	if !in.Network.IPv4.IsValid() && !in.Network.IPv6.IsValid() {
-		return in, wirefleet.Errorf(wirefleet.KindInvalid, "the [Interface] has no Address: the network needs one (like 198.51.100.1/24)")
+		return in, nil, wirefleet.Errorf(wirefleet.KindInvalid, "the [Interface] has no Address: the network needs one (like 198.51.100.1/24)")
 	}
 	in.Peers = make([]control.PeerInput, 0, len(cfg.Peers))
 	for _, cp := range cfg.Peers {
@@ -76,19 +86,33 @@ func ImportInput(name, endpoint string, cfg *wgquick.Config) (control.ImportInpu
 		}
 		for _, a := range cp.AllowedIPs {
 			if !a.IsSingleIP() {
-				return in, wirefleet.Errorf(wirefleet.KindInvalid, "line %d: peer %s has AllowedIPs %s, a subnet; only host addresses (/32, /128) can be imported", cp.Line, cp.PublicKey, a)
+				return in, nil, wirefleet.Errorf(wirefleet.KindInvalid, "line %d: peer %s has AllowedIPs %s, a subnet; only host addresses (/32, /128) can be imported", cp.Line, cp.PublicKey, a)
 			}
 			pin.Addresses = append(pin.Addresses, a.Addr())
 		}
 		if len(pin.Addresses) == 0 {
-			return in, wirefleet.Errorf(wirefleet.KindInvalid, "line %d: peer %s has no AllowedIPs: give it its tunnel address", cp.Line, cp.PublicKey)
+			return in, nil, wirefleet.Errorf(wirefleet.KindInvalid, "line %d: peer %s has no AllowedIPs: give it its tunnel address", cp.Line, cp.PublicKey)
 		}
 		if err := wirefleet.ValidateName("name", pin.Name); err != nil {
 			pin.Name = truncateName(pin.Name)
+			warnings = append(warnings, fmt.Sprintf("line %d: peer name shortened to %q (%v)", cp.Line, pin.Name, err))
+		}
+		if cp.Endpoint != "" || cp.PersistentKeepalive != 0 || len(cp.Extra) > 0 {
+			warnings = append(warnings, fmt.Sprintf("line %d: peer %s: Endpoint, PersistentKeepalive and unknown keys are not imported (clients dial the gateway)", cp.Line, cp.PublicKey))
 		}
 		in.Peers = append(in.Peers, pin)
 	}
-	return in, nil
+	return in, capWarnings(warnings), nil
+}
+
+// maxWarnings keeps the answer of a 50,000-peer import readable.
+const maxWarnings = 20
+
+func capWarnings(w []string) []string {
+	if len(w) <= maxWarnings {
+		return w
+	}
+	return append(w[:maxWarnings:maxWarnings], fmt.Sprintf("… and %d more warnings", len(w)-maxWarnings))
 }
 
 // truncateName makes a comment-derived name fit the peer name rules instead of failing the

@@ -165,6 +165,8 @@ type NetworkImport struct {
 type NetworkImported struct {
 	Network Network `json:"network"`
 	Peers   int     `json:"peers"`
+	// Warnings name what the file had that was not imported (PostUp, peer endpoints…).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Health is the answer of /healthz and /readyz.

@@ -118,6 +118,9 @@ func TestCLIQuickStart(t *testing.T) {
 	if !strings.Contains(out, fmt.Sprintf("imported network wg0 with %d peers", n)) {
 		t.Errorf("import output %q", out)
 	}
+	if !strings.Contains(stderr, "warning: line 5: [Interface] PostUp is not imported") {
+		t.Errorf("import did not warn about PostUp: %q", stderr)
+	}
 	if strings.Contains(stderr, "\r") {
 		t.Errorf("progress bar drawn on a non-terminal: %q", stderr)
 	}
