@@ -177,6 +177,11 @@ func (n *Node) handle(ctx context.Context, m wire.Message, src netip.AddrPort) {
 			return
 		}
 		at := time.UnixMilli(m.At)
+		if d := at.Sub(now); d < -time.Second || d > 2*time.Second {
+			// clocks apart (the channel tolerates 10 s): punch now rather than wait; the
+			// handshake retries of WireGuard cover the lost simultaneity
+			at = now
+		}
 		if !ns.seen.IsValid() && m.Mine.IsValid() {
 			ns.seen = m.Mine
 		}
@@ -186,7 +191,7 @@ func (n *Node) handle(ctx context.Context, m wire.Message, src netip.AddrPort) {
 		if !m.Accept {
 			n.send(tunnelAddr(ns.rec), wire.Punch{From: n.cfg.WgIP, To: m.From, At: m.At, Accept: true, Target: ns.seen, Mine: n.mySeen})
 		}
-		if ns.cand == nil || ns.cand.path != PathNAT || ns.cand.start != at {
+		if ns.cand == nil || ns.cand.path != PathNAT {
 			n.log.Info("punching", "name", ns.rec.Name, "wg_ip", ns.rec.WgIP, "endpoint", ns.seen, "at", at.Format("15:04:05.000"))
 			n.startCandidate(ctx, ns, PathNAT, ns.seen, at)
 		}

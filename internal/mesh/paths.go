@@ -160,8 +160,8 @@ func (n *Node) tryPaths(ns *nodeState, now time.Time) {
 	if lan && now.Sub(ns.lanTried) < lanGrace {
 		return // give the LAN answer a chance first
 	}
-	if !n.cfg.WgIP.Less(ns.rec.WgIP) || !ns.seen.IsValid() || now.Before(ns.natNext) {
-		return
+	if _, routed := n.routes[ns.rec.WgIP]; !routed || !n.cfg.WgIP.Less(ns.rec.WgIP) || !ns.seen.IsValid() || now.Before(ns.natNext) {
+		return // the punch request travels through the mesh: it needs a route
 	}
 	ns.natWait = backoff(ns.natWait, natRetryMin+candidateWindow)
 	ns.natNext = now.Add(ns.natWait)
