@@ -131,12 +131,11 @@ Restart=on-failure
 RestartSec=2
 StateDirectory=wirefleet/mesh
 StateDirectoryMode=0700
-AmbientCapabilities=CAP_NET_ADMIN
-CapabilityBoundingSet=CAP_NET_ADMIN
+# root: it creates the WireGuard link (or TUN), writes /proc/sys/net/ipv4/ip_forward when
+# it relays, and serves the UAPI socket in /run/wireguard
 NoNewPrivileges=yes
-ProtectSystem=strict
+ProtectSystem=full
 ProtectHome=yes
-ReadWritePaths=/var/run/wireguard /proc/sys/net
 
 [Install]
 WantedBy=multi-user.target
