@@ -518,3 +518,30 @@ func TestLargeMeshDatabaseInParts(t *testing.T) {
 		}
 	}
 }
+
+// TestBindingsSpreadWithRouteDatabase: a node joining later learns every binding from its
+// peers' route databases and persists them, so it refuses a takeover it never saw claimed.
+func TestBindingsSpreadWithRouteDatabase(t *testing.T) {
+	w := threeNodes(t)
+	a := w.nodes["a"]
+	c := w.add("c", 3, "203.0.113.13", nil)
+	w.run(3 * time.Second)
+	id, ok := c.bindings.Lookup(a.cfg.WgIP)
+	if !ok || !id.Equal(a.self.Identity) {
+		t.Fatalf("C's binding for A's address: %v (ok=%v), want A's identity", id, ok)
+	}
+	reloaded, err := OpenBindings(c.cfg.StateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := reloaded.Lookup(a.cfg.WgIP); !ok {
+		t.Fatal("the spread binding was not persisted")
+	}
+	_, other, _ := ed25519.GenerateKey(nil)
+	c.mu.Lock()
+	ns := c.accept(wireNode("mallory", a.cfg.WgIP, other), "test")
+	c.mu.Unlock()
+	if ns != nil {
+		t.Fatal("C accepted another identity for A's address")
+	}
+}
