@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/wirefleet/wirefleet"
 	"github.com/wirefleet/wirefleet/internal/wgdev"
@@ -259,7 +260,9 @@ func resolve(ctx context.Context, host string, port uint16) (netip.AddrPort, err
 	return netip.AddrPortFrom(addrs[0].Unmap(), port), nil
 }
 
-// setRoute routes the pushed prefix through the interface (replacing an older route).
+// setRoute routes the pushed prefix through the interface and removes the other IPv6
+// routes we (or upstream's client) added there before, as upstream's `ip -6 route flush`
+// does; the kernel's own routes are kept.
 func setRoute(name string, route netip.Prefix) error {
 	l, err := netlink.LinkByName(name)
 	if err != nil {
@@ -268,6 +271,18 @@ func setRoute(name string, route netip.Prefix) error {
 	dst := &net.IPNet{IP: route.Addr().AsSlice(), Mask: net.CIDRMask(route.Bits(), 128)}
 	if err := netlink.RouteReplace(&netlink.Route{LinkIndex: l.Attrs().Index, Dst: dst, Scope: netlink.SCOPE_LINK}); err != nil {
 		return fmt.Errorf("route %s via %s: %w", route, name, err)
+	}
+	rs, err := netlink.RouteList(l, netlink.FAMILY_V6)
+	if err != nil {
+		return fmt.Errorf("list the routes of %s: %w", name, err)
+	}
+	for _, r := range rs {
+		if r.Dst == nil || r.Protocol == unix.RTPROT_KERNEL || r.Dst.String() == dst.String() {
+			continue
+		}
+		if err := netlink.RouteDel(&r); err != nil {
+			return fmt.Errorf("remove the old route %s via %s: %w", r.Dst, name, err)
+		}
 	}
 	return nil
 }
