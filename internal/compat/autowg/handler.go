@@ -38,6 +38,7 @@ type Service interface {
 	Register(ctx context.Context, in control.RegisterInput) (control.Registration, error)
 	GetNetwork(ctx context.Context, name string) (wirefleet.Network, error)
 	ListPeers(ctx context.Context, f control.PeerFilter) (control.PeerPage, error)
+	DeletePeer(ctx context.Context, network string, pub wirefleet.Key) error
 }
 
 var _ Service = (*control.Service)(nil)
@@ -311,6 +312,13 @@ func (h *Handler) register(w http.ResponseWriter, r *http.Request, s *site) {
 	if err == nil && s.Apply != nil {
 		if err = s.Apply.ApplyRegistration(ctx, reg.Peer, reg.Replaced); err != nil {
 			err = fmt.Errorf("apply the registration of %q to the device: %w", name, err)
+			// A new device the interface refuses (its key belongs to a static peer there)
+			// must not stay registered: take it out of the store again.
+			if reg.Changed && len(reg.Replaced) == 0 {
+				if derr := h.svc.DeletePeer(context.WithoutCancel(ctx), s.Network, pub); derr != nil {
+					h.log.Error("autowg: cannot undo a registration the device refused", "name", name, "public_key", pub, "err", derr)
+				}
+			}
 		}
 	}
 	mu.Unlock()

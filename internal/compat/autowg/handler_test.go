@@ -602,3 +602,32 @@ func TestChunkedBody(t *testing.T) {
 		t.Errorf("chunked body: %d %q", w.Code, w.Body)
 	}
 }
+
+// refusing is a device that refuses one key (a static peer's, on a shared interface).
+type refusing struct {
+	applier
+	key wirefleet.Key
+}
+
+func (r refusing) ApplyRegistration(ctx context.Context, p wirefleet.Peer, removed []wirefleet.Key) error {
+	if p.PublicKey == r.key {
+		return wirefleet.Errorf(wirefleet.KindConflict, "peer %s exists on the interface outside the managed prefixes", p.PublicKey)
+	}
+	return r.applier.ApplyRegistration(ctx, p, removed)
+}
+
+func TestDeviceRefusesKey(t *testing.T) {
+	static := pubKey(t)
+	e := newEnv(t, func(sc *autowg.SiteConfig, _ *autowg.Config) {
+		sc.Apply = refusing{applier{nil, sc.Device.(*wgdevtest.Memory)}, static}
+	})
+	if r := e.do("POST", "/v1/register", local, "CN=8", static.String()); r.code != 409 {
+		t.Fatalf("static peer's key: %d %q", r.code, r.body)
+	}
+	if page, _ := e.svc.ListPeers(context.Background(), control.PeerFilter{Network: "autowg"}); len(page.Peers) != 0 {
+		t.Errorf("the refused registration stayed in the store: %+v", page.Peers)
+	}
+	if r := e.do("POST", "/v1/register", local, "CN=8", pubKey(t).String()); r.code != 200 {
+		t.Errorf("the same device with its own key: %d %q", r.code, r.body)
+	}
+}
