@@ -417,6 +417,10 @@ func TestRefusals(t *testing.T) {
 	if code, _ := post(t, s.client(t, &good), s.url+"v1/register", strings.Repeat("A", 5000), nil); code != http.StatusRequestEntityTooLarge {
 		t.Errorf("huge body: %d", code)
 	}
+	// The key of a static peer of the interface: the device refuses it, 409, nothing stays.
+	if code, msg := post(t, s.client(t, &good), s.url+"v1/register", s.static.String(), nil); code != http.StatusConflict {
+		t.Errorf("a static peer's key: %d %q", code, msg)
+	}
 	after := s.wgShow(t)
 	if fmt.Sprint(before) != fmt.Sprint(after) {
 		t.Errorf("refused requests changed the interface:\nbefore %v\nafter  %v", before, after)
