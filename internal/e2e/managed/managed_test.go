@@ -127,12 +127,17 @@ func TestGatewayCrashConvergesWithoutReplay(t *testing.T) {
 	if n, err := g.metric("wirefleet_replication_snapshots_total"); err != nil || n != 0 {
 		t.Errorf("snapshots after restart = %v (%v), want 0", n, err)
 	}
-	applied, err := g.metric("wirefleet_replication_ops_applied_total")
-	seq, err2 := g.metric("wirefleet_replication_applied_seq")
 	resumed, _ := strconv.ParseFloat(m[1], 64)
-	if err != nil || err2 != nil || applied != seq-resumed || resumed == 0 {
-		t.Errorf("applied %v ops after resuming at %v up to seq %v (%v %v): want exactly the missed ops", applied, resumed, seq, err, err2)
-	}
+	var applied, seq float64
+	e2e.Eventually(t, 10*time.Second, func() error {
+		var err, err2 error
+		applied, err = g.metric("wirefleet_replication_ops_applied_total")
+		seq, err2 = g.metric("wirefleet_replication_applied_seq")
+		if err != nil || err2 != nil || applied != seq-resumed || resumed == 0 {
+			return fmt.Errorf("applied %v ops after resuming at %v up to seq %v (%v %v): want exactly the missed ops", applied, resumed, seq, err, err2)
+		}
+		return nil
+	})
 	t.Logf("resumed at seq %v, caught up %v ops to seq %v", resumed, applied, seq)
 }
 
