@@ -14,7 +14,7 @@ build:
 
 # The main job on embedded defaults.
 run: build
-	./$(BIN) gateway -state-dir $(DATA_DIR)/gateway -wg-address 198.18.0.1/24
+	./$(BIN) server -data $(DATA_DIR) -listen 127.0.0.1:8080
 
 test: test-deps vet staticcheck unit privileged
 
