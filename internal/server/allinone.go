@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/wirefleet/wirefleet"
+	"github.com/wirefleet/wirefleet/internal/api"
 	"github.com/wirefleet/wirefleet/internal/control"
 	"github.com/wirefleet/wirefleet/internal/gateway"
 	"github.com/wirefleet/wirefleet/internal/metrics"
@@ -134,6 +135,13 @@ func newManagedSide(ctx context.Context, cfg Config, st store.Store, svc *contro
 	mux.Handle("/", apiHandler)
 	mux.Handle("GET /metrics", metrics.Handler(reg))
 	auth := authenticator{svc: svc}
+	if cfg.CNRolesFile != "" {
+		cn, err := api.LoadCNRoles(cfg.CNRolesFile)
+		if err != nil {
+			return nil, err
+		}
+		auth.cnRoles = cn
+	}
 	mux.Handle("GET "+replication.SnapshotPath, auth.replication(repl.Snapshot))
 	mux.Handle("GET "+replication.LogPath, auth.replication(repl.Log))
 	mux.Handle("POST "+sessions.StatsPath, auth.sessions(sess.PushStats, wirefleet.RoleGateway, wirefleet.RoleAdmin))
@@ -367,19 +375,31 @@ func (c *cachedCounts) get() map[string]int {
 	return counts
 }
 
-// authenticator authenticates bearer tokens for the routes mounted next to the API.
+// authenticator authenticates the routes mounted next to the API: bearer tokens (the same
+// service call the API uses) and, like the API, verified client certificates whose CN the
+// CN→roles file maps (a bearer token wins when both are given).
 //
 // Interim: these routes belong in the API's route table (internal/api, with perms
 // state:read, stats:write and peers:read) so that the RBAC matrix and the OpenAPI test
-// cover them and mTLS identities work; until they are added there, tokens are checked
-// here with the same service call the API uses.
-type authenticator struct{ svc *control.Service }
+// cover them; until they are added there, callers are identified here.
+type authenticator struct {
+	svc     *control.Service
+	cnRoles api.CNRoles
+}
 
 func (a authenticator) token(r *http.Request) (wirefleet.Token, error) {
 	scheme, secret, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 	secret = strings.TrimSpace(secret)
+	if r.Header.Get("Authorization") == "" && r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && len(r.TLS.VerifiedChains[0]) > 0 {
+		cn := r.TLS.VerifiedChains[0][0].Subject.CommonName
+		roles, ok := a.cnRoles[cn]
+		if !ok {
+			return wirefleet.Token{}, wirefleet.Errorf(wirefleet.KindForbidden, "client certificate CN %q has no roles: add it to the server's CN→roles file", cn)
+		}
+		return wirefleet.Token{ID: "cert:" + cn, Roles: roles}, nil
+	}
 	if !strings.EqualFold(scheme, "Bearer") || secret == "" {
-		return wirefleet.Token{}, wirefleet.Errorf(wirefleet.KindUnauthorized, "this endpoint needs a bearer token (Authorization: Bearer wft_...)")
+		return wirefleet.Token{}, wirefleet.Errorf(wirefleet.KindUnauthorized, "this endpoint needs a bearer token (Authorization: Bearer wft_...) or a client certificate")
 	}
 	tok, err := a.svc.Authenticate(r.Context(), secret)
 	if err != nil {
@@ -406,13 +426,21 @@ func (a authenticator) sessions(h func(http.ResponseWriter, *http.Request, sessi
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tok, err := a.token(r)
 		if err == nil && !slices.ContainsFunc(roles, tok.HasRole) {
-			err = wirefleet.Errorf(wirefleet.KindForbidden, "token:%s (roles %v) may not do this: it needs one of the roles %v", tok.ID, tok.Roles, roles)
+			err = wirefleet.Errorf(wirefleet.KindForbidden, "%s (roles %v) may not do this: it needs one of the roles %v", callerName(tok), tok.Roles, roles)
 		}
 		if err == nil {
-			err = h(w, r, sessions.Caller{Name: "token:" + tok.ID, Networks: tok.Networks})
+			err = h(w, r, sessions.Caller{Name: callerName(tok), Networks: tok.Networks})
 		}
 		if err != nil {
 			replication.WriteError(w, err)
 		}
 	})
+}
+
+// callerName names a caller in messages and statistics: "token:<id>" or "cert:<CN>".
+func callerName(t wirefleet.Token) string {
+	if strings.HasPrefix(t.ID, "cert:") {
+		return t.ID
+	}
+	return "token:" + t.ID
 }
