@@ -19,6 +19,11 @@ func (r *Reconciler) Reset(ctx context.Context, snap wirefleet.Snapshot) error {
 	defer r.mu.Unlock()
 	r.gen++
 	r.resetState(snap)
+	for _, n := range r.cfg.Networks {
+		if r.networks[n] == nil {
+			r.log.Warn("a network this gateway should serve is not in the control plane's snapshot: it does not exist, or the token's scope does not include it", "network", n)
+		}
+	}
 	for _, ns := range r.networks {
 		var err error
 		if ns.dev == nil {
