@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"testing"
@@ -214,4 +216,92 @@ func BenchmarkManagedDriftNoop50k(b *testing.B) {
 	}
 	b.ReportMetric(float64(dev.reads-reads)/float64(b.N), "device-reads/op")
 	b.ReportMetric(float64(dev.writes-writes)/float64(b.N), "device-writes/op")
+}
+
+// BenchmarkManagedHeapPerPeer separates the managed gateway's own memory from the device's:
+// live heap after GC per peer of (a) the embedded userspace device alone holding n peers,
+// and (b) the whole managed gateway (follower, reconciler state, stats samples, device)
+// serving the same n peers after a statistics cycle; (b) − (a) is what managed mode costs
+// beyond the device. Privileged, as root:
+//
+//	go test -run '^$' -bench ManagedHeapPerPeer -benchtime 1x ./internal/gateway/
+func BenchmarkManagedHeapPerPeer(b *testing.B) {
+	testenv.Privileged(b)
+	const n = 20000
+	snap := benchSnapshot(b, n)
+	h := replication.NewHandler(replication.Options{Source: staticSource{snap}, Logger: quiet()})
+	srv := httptest.NewServer(h.Mount(func(*http.Request) (replication.Caller, error) {
+		return replication.Caller{Roles: []wirefleet.Role{wirefleet.RoleGateway}}, nil
+	}))
+	b.Cleanup(srv.Close)
+	ns := testenv.NewNetNS(b, "wfhp")
+	heap := func() uint64 {
+		runtime.GC()
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	for b.Loop() {
+		// (a) the device alone.
+		ups := make([]wgdev.Peer, 0, n)
+		for _, p := range snap.Peers {
+			ups = append(ups, wgdev.Peer{PublicKey: p.PublicKey, AllowedIPs: p.AllowedIPs()})
+		}
+		h0 := heap()
+		d, err := auto.Open(context.Background(), auto.Config{Backend: "userspace", Name: testenv.UniqueName("wfha"), PrivateKey: snap.Networks[0].PrivateKey,
+			ListenPort: 51820, NetNS: ns.Name, Logger: quiet()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := d.ApplyPeers(context.Background(), ups, nil); err != nil {
+			b.Fatal(err)
+		}
+		h1 := heap()
+		_ = d.Close()
+		ups = nil
+		device := float64(h1-h0) / n
+
+		// (b) the managed gateway.
+		h2 := heap()
+		ctx, cancel := context.WithCancel(context.Background())
+		complete := make(chan struct{})
+		var once sync.Once
+		exited := make(chan error, 1)
+		go func() {
+			exited <- RunManaged(ctx, Managed{ControlURL: srv.URL, Token: "x", Backend: "userspace", DeviceName: testenv.UniqueName("wfhb"),
+				Networks: []string{"bench"}, StateDir: b.TempDir(), Logger: quiet(), StatsInterval: time.Second,
+				OpenDevice: func(ctx context.Context, c auto.Config) (wgdev.Device, error) {
+					c.NetNS = ns.Name
+					d, err := auto.Open(ctx, c)
+					if err != nil {
+						return nil, err
+					}
+					return &countingDevice{Device: d, onApply: func(total int) {
+						if total >= n {
+							once.Do(func() { close(complete) })
+						}
+					}}, nil
+				}})
+		}()
+		select {
+		case <-complete:
+		case err := <-exited:
+			b.Fatalf("gateway exited: %v", err)
+		}
+		time.Sleep(2500 * time.Millisecond) // two statistics cycles
+		h3 := heap()
+		if f := os.Getenv("WIREFLEET_HEAP_PROFILE"); f != "" {
+			if out, err := os.Create(f); err == nil {
+				_ = pprof.WriteHeapProfile(out)
+				_ = out.Close()
+			}
+		}
+		cancel()
+		<-exited
+		gateway := float64(h3-h2) / n
+		b.ReportMetric(device, "B/peer-device")
+		b.ReportMetric(gateway, "B/peer-gateway")
+		b.ReportMetric(gateway-device, "B/peer-beyond-device")
+	}
 }

@@ -34,7 +34,7 @@ const (
 // namespace's cleanup to kill what is left inside) would then list the test process. So
 // each request re-executes the test binary inside ns (TestMain's proxy mode), which sends
 // it and writes the response back.
-func nsClient(t *testing.T, ns *testenv.NetNS) *http.Client {
+func nsClient(t testing.TB, ns *testenv.NetNS) *http.Client {
 	t.Helper()
 	return &http.Client{Transport: nsTransport{ns}, Timeout: 30 * time.Second}
 }
@@ -100,7 +100,7 @@ func proxyOnce() int {
 // fleet is the topology: srv (control plane), gw1 and gw2 (managed gateways), cli (a
 // client host linked to both gateways).
 type fleet struct {
-	t        *testing.T
+	t        testing.TB
 	bin      string
 	srv, cli *testenv.NetNS
 	gws      [2]*gatewayHost
@@ -123,7 +123,7 @@ type gatewayHost struct {
 	f        *fleet
 }
 
-func newFleet(t *testing.T) *fleet {
+func newFleet(t testing.TB) *fleet {
 	t.Helper()
 	testenv.Privileged(t, "wg", "wireguard-go", "ping")
 	f := &fleet{t: t, bin: e2e.Binary(t)}
