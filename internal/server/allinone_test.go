@@ -185,7 +185,7 @@ func TestAllInOneFirstRunLocalGatewaySessions(t *testing.T) {
 	}
 	mb, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, name := range []string{"wirefleet_log_seq", "wirefleet_replication_streams{role=\"gateway\"} 1", "wirefleet_api_request_duration_seconds_bucket", "wirefleet_gateways_connected 1"} {
+	for _, name := range []string{"wirefleet_log_seq", "wirefleet_replication_streams{role=\"gateway\"} 1", `wirefleet_api_request_duration_seconds_bucket{code="2xx",method="POST",route="POST /api/v1/networks/{network}/peers"`, "wirefleet_gateways_connected 1"} {
 		if !strings.Contains(string(mb), name) {
 			t.Errorf("/metrics lacks %s", name)
 		}
