@@ -76,16 +76,17 @@ func (m *managedGatewayFlags) run(ctx context.Context, backend, device, stateDir
 }
 
 type allInOneFlags struct {
-	ipv4, ipv6, endpoint, backend, gwListen, events, webhook *string
-	port                                                     *uint
-	drift, stats, inactivity                                 *time.Duration
-	endpoints                                                *bool
-	keepOps                                                  *uint64
-	keepAge                                                  *time.Duration
+	name, ipv4, ipv6, endpoint, backend, gwListen, events, webhook *string
+	port                                                           *uint
+	drift, stats, inactivity                                       *time.Duration
+	endpoints                                                      *bool
+	keepOps                                                        *uint64
+	keepAge                                                        *time.Duration
 }
 
 func addAllInOneFlags(fs *flag.FlagSet) *allInOneFlags {
 	return &allInOneFlags{
+		name:       fs.String("default-network", envDefault("WIREFLEET_DEFAULT_NETWORK", "default"), "first run: the name of the network created [WIREFLEET_DEFAULT_NETWORK]"),
 		ipv4:       fs.String("default-ipv4", envDefault("WIREFLEET_DEFAULT_IPV4", ""), "first run: the default network's IPv4 address/prefix (default: a random 100.64.x.1/24)\n[WIREFLEET_DEFAULT_IPV4]"),
 		ipv6:       fs.String("default-ipv6", envDefault("WIREFLEET_DEFAULT_IPV6", ""), "first run: the default network's IPv6 address/prefix (default: a random ULA fdxx::1/64)\n[WIREFLEET_DEFAULT_IPV6]"),
 		port:       fs.Uint("default-port", wirefleet.DefaultListenPort, "first run: the default network's UDP port"),
@@ -105,11 +106,14 @@ func addAllInOneFlags(fs *flag.FlagSet) *allInOneFlags {
 
 func (a *allInOneFlags) config() (server.AllInOne, error) {
 	c := server.AllInOne{
-		DefaultPort: uint16(*a.port), DefaultEndpoint: *a.endpoint, GatewayBackend: *a.backend,
+		DefaultNetwork: *a.name, DefaultPort: uint16(*a.port), DefaultEndpoint: *a.endpoint, GatewayBackend: *a.backend,
 		GatewayListen: *a.gwListen, DriftInterval: *a.drift, StatsInterval: *a.stats,
 		SessionInactivity: *a.inactivity, SessionEndpoints: *a.endpoints,
 		SessionEventsFile: *a.events, SessionWebhook: *a.webhook,
 		LogKeepOps: *a.keepOps, LogKeepAge: *a.keepAge,
+	}
+	if err := wirefleet.ValidateNetworkName(*a.name); err != nil {
+		return c, usageError("-default-network: %v", err)
 	}
 	var err error
 	if *a.ipv4 != "" {

@@ -21,6 +21,7 @@ func TestManagedAndAllInOneFlagErrors(t *testing.T) {
 		{"addresses decided by the network", nil, []string{"gateway", "-control", "http://192.0.2.1:8080", "-token", "t", "-wg-address", "198.51.100.1/24"}, "-wg-address is not used with -control"},
 		{"bad listen", nil, []string{"gateway", "-control", "http://192.0.2.1:8080", "-token", "t", "-listen", "nope"}, `-listen "nope"`},
 		{"bad default ipv4", nil, []string{"server", "-data", "/nonexistent", "-default-ipv4", "198.18.0.0"}, `-default-ipv4 "198.18.0.0" is not an address with a prefix length`},
+		{"bad default network", nil, []string{"server", "-data", "/nonexistent", "-default-network", "Default"}, `-default-network: network name "Default" is invalid`},
 		{"bad default port", nil, []string{"server", "-data", "/nonexistent", "-default-port", "70000"}, "-default-port 70000: want 1-65535"},
 	}
 	for _, tc := range tests {

@@ -53,6 +53,8 @@ type AllInOne struct {
 	// prefix (198.18.7.1/24). Zero: a random /24 in 100.64.0.0/10 (shared address space,
 	// RFC 6598, rarely used on LANs) and a random ULA /64 (fd00::/8, RFC 4193).
 	DefaultIPv4, DefaultIPv6 netip.Prefix
+	// DefaultNetwork names the network created on first run (default "default").
+	DefaultNetwork string
 	// DefaultPort is the default network's UDP port (default 51820).
 	DefaultPort uint16
 	// DefaultEndpoint is the host clients dial (default: none; set it before exporting
@@ -190,7 +192,11 @@ func (m *managedSide) bootstrap(ctx context.Context) error {
 		return err
 	}
 	if len(nets) == 0 && len(toks) == 0 {
-		in := control.NetworkInput{Name: DefaultNetworkName, ListenPort: a.DefaultPort, IPv4: a.DefaultIPv4, IPv6: a.DefaultIPv6, Endpoint: a.DefaultEndpoint}
+		name := a.DefaultNetwork
+		if name == "" {
+			name = DefaultNetworkName
+		}
+		in := control.NetworkInput{Name: name, ListenPort: a.DefaultPort, IPv4: a.DefaultIPv4, IPv6: a.DefaultIPv6, Endpoint: a.DefaultEndpoint}
 		if !in.IPv4.IsValid() {
 			in.IPv4 = randomCGNAT24()
 		}

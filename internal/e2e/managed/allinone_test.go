@@ -13,8 +13,8 @@ import (
 	"github.com/wirefleet/wirefleet/internal/testenv"
 )
 
-// TestAllInOneServerPhoneConfig: `wirefleet server` with only test ranges given creates the
-// default network on first run, prints an admin token once, runs a local managed gateway,
+// TestAllInOneServerPhoneConfig: `wirefleet server` with only test ranges (and a unique
+// network name) given creates its network on first run, prints an admin token once, runs a local managed gateway,
 // and `wirefleet client new default -name phone` gives a config that works from another
 // host (stock wireguard-go and wg), preshared key included.
 func TestAllInOneServerPhoneConfig(t *testing.T) {
@@ -24,7 +24,10 @@ func TestAllInOneServerPhoneConfig(t *testing.T) {
 	cli := testenv.NewNetNS(t, "mac")
 	testenv.Link(t, srv, "198.18.111.1/24", cli, "198.18.111.2/24")
 	data := t.TempDir()
-	server := e2e.Start(t, srv, nil, bin, "server", "-data", data, "-listen", "0.0.0.0:8080",
+	// A unique network name: the interface (and its UAPI socket under /var/run/wireguard,
+	// shared by all namespaces) is named after it, and tests run concurrently.
+	network := testenv.UniqueName("aio")
+	server := e2e.Start(t, srv, nil, bin, "server", "-data", data, "-listen", "0.0.0.0:8080", "-default-network", network,
 		"-default-ipv4", "198.18.60.1/24", "-default-ipv6", "fd00:60::1/64", "-default-endpoint", "198.18.111.1",
 		"-wg-backend", "userspace", "-drift-interval", "2s", "-stats-interval", "1s")
 	var admin string
@@ -37,7 +40,7 @@ func TestAllInOneServerPhoneConfig(t *testing.T) {
 		return nil
 	})
 	e2e.Eventually(t, 20*time.Second, func() error {
-		_, err := os.Stat("/var/run/wireguard/wf-default.sock")
+		_, err := os.Stat("/var/run/wireguard/" + network + ".sock")
 		return err
 	})
 
@@ -51,8 +54,8 @@ func TestAllInOneServerPhoneConfig(t *testing.T) {
 		}
 		return string(out)
 	}
-	conf := run("client", "new", "default", "-name", "phone")
-	if qr := run("client", "new", "default", "-name", "tablet", "-qr"); len(qr) < 200 {
+	conf := run("client", "new", network, "-name", "phone")
+	if qr := run("client", "new", network, "-name", "tablet", "-qr"); len(qr) < 200 {
 		t.Errorf("QR output is %d bytes", len(qr))
 	}
 	get := func(key string) string {
