@@ -120,6 +120,10 @@ func (f *Follower) update(fn func(*Status)) {
 	fn(&f.st)
 }
 
+// reloadCooldown: a reload requested sooner than this after the previous one waits for
+// the backoff first.
+const reloadCooldown = 10 * time.Second
+
 // errReload asks Run to load a snapshot before streaming again.
 type errReload struct{ reason, detail string }
 
@@ -129,6 +133,7 @@ func (e *errReload) Error() string { return e.reason + ": " + e.detail }
 // with capped exponential backoff and jitter, forever.
 func (f *Follower) Run(ctx context.Context) error {
 	backoff := f.cfg.MinBackoff
+	var lastReload time.Time
 	needSnapshot := false
 	if seq, h := f.cfg.Applier.Position(); seq == 0 && h.IsZero() {
 		needSnapshot = true // a new consumer starts from a snapshot, never a full replay
@@ -154,6 +159,16 @@ func (f *Follower) Run(ctx context.Context) error {
 			f.log.Warn("replication: reloading a snapshot", "reason", rl.reason, "detail", rl.detail)
 			f.update(func(s *Status) { s.Reloads++; s.LastError = rl.Error() })
 			needSnapshot = true
+			// A source that keeps refusing right after a fresh snapshot (a broken or
+			// flapping primary) must not be hammered with snapshot downloads.
+			if time.Since(lastReload) < reloadCooldown {
+				select {
+				case <-ctx.Done():
+				case <-time.After(backoff):
+				}
+				backoff = min(backoff*2, f.cfg.MaxBackoff)
+			}
+			lastReload = time.Now()
 			continue
 		}
 		if progressed {

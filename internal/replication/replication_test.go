@@ -520,3 +520,28 @@ func TestFollowerDetectsTamperedOp(t *testing.T) {
 		t.Error("the tampered op was applied")
 	}
 }
+
+// TestFollowerDoesNotHammerARefusingSource: a source that answers "diverged" to every
+// position, even right after a snapshot, gets snapshot requests at the backoff's pace.
+func TestFollowerDoesNotHammerARefusingSource(t *testing.T) {
+	src := newMemSource()
+	fill(t, src)
+	var snaps atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == SnapshotPath {
+			snaps.Add(1)
+			snap, _ := src.Snapshot(r.Context())
+			_ = json.NewEncoder(w).Encode(snap)
+			return
+		}
+		w.Header().Set("Content-Type", "application/problem+json")
+		w.WriteHeader(http.StatusConflict)
+		_ = json.NewEncoder(w).Encode(Problem{Status: 409, Kind: "conflict", Reason: ReasonDiverged})
+	}))
+	t.Cleanup(srv.Close)
+	runFollower(t, srv.URL, "x", newKV()) // backoff 10 ms doubling to 50 ms
+	time.Sleep(time.Second)
+	if n := snaps.Load(); n < 2 || n > 40 {
+		t.Errorf("%d snapshot downloads in 1 s: want a few, paced by the backoff", n)
+	}
+}
