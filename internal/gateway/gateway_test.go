@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"github.com/wirefleet/wirefleet/internal/testenv"
 	"io"
 	"log/slog"
 	"net"
@@ -143,13 +144,13 @@ func TestRunKeepsKeyAcrossRestarts(t *testing.T) {
 }
 
 func TestMutualTLS(t *testing.T) {
-	ca, other := newCA(t, "portal CA"), newCA(t, "someone else")
-	creds := writeCredentials(t, ca, net.ParseIP("127.0.0.1"))
+	ca, other := testenv.NewCA(t, "portal CA"), testenv.NewCA(t, "someone else")
+	creds := ca.WriteCredentials(t, net.ParseIP("127.0.0.1"))
 	addr, _, _ := startGateway(t, func(c *Config) { c.CredentialsDir = creds })
 	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(ca.pem)
+	roots.AppendCertsFromPEM(ca.PEM)
 	now := time.Now()
-	valid := ca.clientCert(t, "portal", now.Add(-time.Hour), now.Add(time.Hour), []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth})
+	valid := ca.Issue(t, testenv.Leaf{CN: "portal", NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), EKU: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}).TLS
 
 	tests := []struct {
 		name   string
@@ -160,12 +161,12 @@ func TestMutualTLS(t *testing.T) {
 	}{
 		{"valid", []tls.Certificate{valid}, 0, false, true},
 		{"valid over HTTP/2", []tls.Certificate{valid}, 0, true, true},
-		{"no EKU required (server-auth only)", []tls.Certificate{ca.clientCert(t, "", now.Add(-time.Hour), now.Add(time.Hour), []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth})}, 0, false, true},
-		{"no EKU at all", []tls.Certificate{ca.clientCert(t, "x", now.Add(-time.Hour), now.Add(time.Hour), nil)}, 0, false, true},
+		{"no EKU required (server-auth only)", []tls.Certificate{ca.Issue(t, testenv.Leaf{CN: "", NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), EKU: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}).TLS}, 0, false, true},
+		{"no EKU at all", []tls.Certificate{ca.Issue(t, testenv.Leaf{CN: "x", NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), EKU: nil}).TLS}, 0, false, true},
 		{"no client certificate", nil, 0, false, false},
-		{"other CA", []tls.Certificate{other.clientCert(t, "portal", now.Add(-time.Hour), now.Add(time.Hour), nil)}, 0, false, false},
-		{"expired", []tls.Certificate{ca.clientCert(t, "portal", now.Add(-48*time.Hour), now.Add(-24*time.Hour), nil)}, 0, false, false},
-		{"not yet valid", []tls.Certificate{ca.clientCert(t, "portal", now.Add(time.Hour), now.Add(48*time.Hour), nil)}, 0, false, false},
+		{"other CA", []tls.Certificate{other.Issue(t, testenv.Leaf{CN: "portal", NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), EKU: nil}).TLS}, 0, false, false},
+		{"expired", []tls.Certificate{ca.Issue(t, testenv.Leaf{CN: "portal", NotBefore: now.Add(-48 * time.Hour), NotAfter: now.Add(-24 * time.Hour), EKU: nil}).TLS}, 0, false, false},
+		{"not yet valid", []tls.Certificate{ca.Issue(t, testenv.Leaf{CN: "portal", NotBefore: now.Add(time.Hour), NotAfter: now.Add(48 * time.Hour), EKU: nil}).TLS}, 0, false, false},
 		{"TLS 1.2", []tls.Certificate{valid}, tls.VersionTLS12, false, false},
 	}
 	for _, tc := range tests {

@@ -17,12 +17,12 @@ import (
 func TestMutualTLS(t *testing.T) {
 	testenv.Privileged(t, "wg")
 	ns := testenv.NewNetNS(t, "gwt")
-	ca, other := newCA(t, "portal CA"), newCA(t, "another CA")
-	creds := writeCredentials(t, ca, net.ParseIP("127.0.0.1"))
+	ca, other := testenv.NewCA(t, "portal CA"), testenv.NewCA(t, "another CA")
+	creds := ca.WriteCredentials(t, net.ParseIP("127.0.0.1"))
 	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(ca.pem)
+	roots.AppendCertsFromPEM(ca.PEM)
 	now := time.Now()
-	valid := ca.clientCert(t, "portal", now.Add(-time.Hour), now.Add(time.Hour), []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth})
+	valid := ca.Issue(t, testenv.Leaf{CN: "portal", NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), EKU: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}).TLS
 
 	clientWith := func(certs []tls.Certificate, h2 bool) *http.Client {
 		return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
@@ -47,10 +47,10 @@ func TestMutualTLS(t *testing.T) {
 	}{
 		{"valid certificate", []tls.Certificate{valid}, false, true},
 		{"valid certificate over HTTP/2", []tls.Certificate{valid}, true, true},
-		{"certificate without EKU", []tls.Certificate{ca.clientCert(t, "", now.Add(-time.Hour), now.Add(time.Hour), nil)}, false, true},
+		{"certificate without EKU", []tls.Certificate{ca.Issue(t, testenv.Leaf{CN: "", NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), EKU: nil}).TLS}, false, true},
 		{"no client certificate", nil, false, false},
-		{"certificate from another CA", []tls.Certificate{other.clientCert(t, "portal", now.Add(-time.Hour), now.Add(time.Hour), nil)}, false, false},
-		{"expired certificate", []tls.Certificate{ca.clientCert(t, "portal", now.Add(-48*time.Hour), now.Add(-time.Hour), nil)}, false, false},
+		{"certificate from another CA", []tls.Certificate{other.Issue(t, testenv.Leaf{CN: "portal", NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour), EKU: nil}).TLS}, false, false},
+		{"expired certificate", []tls.Certificate{ca.Issue(t, testenv.Leaf{CN: "portal", NotBefore: now.Add(-48 * time.Hour), NotAfter: now.Add(-time.Hour), EKU: nil}).TLS}, false, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
