@@ -5,7 +5,7 @@ BIN           := bin/wirefleet
 DATA_DIR      ?= /var/lib/wirefleet
 export CGO_ENABLED ?= 0
 
-.PHONY: all build run test test-deps vet staticcheck unit privileged bench fmt clean
+.PHONY: all build run test test-deps fmt-check vet staticcheck unit privileged bench fmt clean
 
 all: build
 
@@ -16,10 +16,13 @@ build:
 run: build
 	./$(BIN) server -data $(DATA_DIR) -listen 127.0.0.1:8080
 
-test: test-deps vet staticcheck unit privileged
+test: test-deps fmt-check vet staticcheck unit privileged
 
 test-deps:
 	./scripts/install-test-deps.sh
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed (run make fmt):"; echo "$$out"; exit 1; fi
 
 vet:
 	$(GO) vet ./...

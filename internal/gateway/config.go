@@ -55,7 +55,7 @@ type Config struct {
 	// server.crt (with intermediates appended) and server.key are read from it and every
 	// client must present a certificate signed by ca.crt.
 	CredentialsDir string
-	Logger *slog.Logger // nil: slog.Default()
+	Logger         *slog.Logger // nil: slog.Default()
 
 	// Hooks for tests and other composition roots; nil means the production default.
 	OpenDevice func(ctx context.Context, dc DeviceConfig, key *wirefleet.Key, log *slog.Logger) (wgdev.Device, error)

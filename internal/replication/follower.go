@@ -61,7 +61,7 @@ type Status struct {
 	// compacted answers or a chain that failed verification; Ops counts ops applied from
 	// the stream (elided ones included).
 	Snapshots, Reloads, Ops uint64
-	LastError           string
+	LastError               string
 }
 
 // Follower keeps an Applier in step with a control plane.

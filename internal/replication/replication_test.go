@@ -463,7 +463,9 @@ func TestFollowerRetriesNetworkErrors(t *testing.T) {
 	fill(t, src)
 	h := NewHandler(Options{Source: src, Heartbeat: 50 * time.Millisecond})
 	var calls atomic.Int32
-	inner := h.Mount(func(*http.Request) (Caller, error) { return Caller{Roles: []wirefleet.Role{wirefleet.RoleFollower}}, nil })
+	inner := h.Mount(func(*http.Request) (Caller, error) {
+		return Caller{Roles: []wirefleet.Role{wirefleet.RoleFollower}}, nil
+	})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if calls.Add(1) <= 3 {
 			// Drop the connection without an answer, like a crashed proxy.

@@ -15,14 +15,14 @@ import (
 
 // memSource is an in-memory log with the state it produces, for tests of both ends.
 type memSource struct {
-	mu    sync.Mutex
+	mu       sync.Mutex
 	first    uint64 // seq of ops[0] (compaction moves it)
 	baseHash wirefleet.Hash
-	ops   []wirefleet.Op
-	head  oplog.Head
-	state map[string]wirefleet.Op // key → last put op (state for snapshots)
-	n     *oplog.Notifier
-	now   time.Time
+	ops      []wirefleet.Op
+	head     oplog.Head
+	state    map[string]wirefleet.Op // key → last put op (state for snapshots)
+	n        *oplog.Notifier
+	now      time.Time
 }
 
 func newMemSource() *memSource {
