@@ -39,7 +39,9 @@ func (c Caller) inScope(n string) bool { return len(c.Networks) == 0 || slices.C
 type Handler struct{ T *Tracker }
 
 // PushStats serves POST /api/v1/stats: a gateway's Report. Peers outside the caller's
-// scope are refused as a whole (403), so a misconfigured gateway is noticed.
+// scope are refused as a whole (403), so a misconfigured gateway is noticed. OpenVPN
+// clients belong to no network: any caller allowed to push may report them, and only
+// readers not scoped to networks see their sessions.
 func (h Handler) PushStats(w http.ResponseWriter, r *http.Request, c Caller) error {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxReportBytes))
 	if err != nil {
@@ -89,11 +91,14 @@ func ParseReport(b []byte) (Report, error) {
 			return Report{}, wirefleet.Errorf(wirefleet.KindInvalid, "peers[%d]: endpoint is too long", i)
 		}
 	}
+	if err := validateOpenVPN(rep); err != nil {
+		return Report{}, err
+	}
 	return rep, nil
 }
 
-// ParseFilter reads the query of GET /api/v1/sessions: network, public_key,
-// state=open|closed, since (RFC 3339), limit.
+// ParseFilter reads the query of GET /api/v1/sessions: protocol=wireguard|openvpn,
+// network, public_key, common_name, state=open|closed, since (RFC 3339), limit.
 func ParseFilter(q map[string][]string) (Filter, error) {
 	get := func(k string) string {
 		if v := q[k]; len(v) > 0 {
@@ -103,6 +108,12 @@ func ParseFilter(q map[string][]string) (Filter, error) {
 	}
 	var f Filter
 	f.Network = get("network")
+	switch f.Protocol = get("protocol"); f.Protocol {
+	case "", ProtocolWireGuard, ProtocolOpenVPN:
+	default:
+		return Filter{}, wirefleet.Errorf(wirefleet.KindInvalid, "protocol %q is invalid: use wireguard or openvpn", f.Protocol)
+	}
+	f.CommonName = get("common_name")
 	if s := get("public_key"); s != "" {
 		k, err := wirefleet.ParseKey(s)
 		if err != nil {

@@ -6,6 +6,10 @@
 // of the counter increases on every gateway (a counter that goes down — a recreated
 // device — counts from zero).
 //
+// OpenVPN connections (reported by managed gateways next to the WireGuard peers, see
+// openvpn.go) are sessions too, with protocol "openvpn": OpenVPN knows when a client
+// connects, so such a session is exactly one connection of one CN to one process.
+//
 // Endpoint IPs are personal data: they are stored only when Config.KeepEndpoints is set.
 // Sessions live in memory (the open ones and a bounded ring of closed ones); connect and
 // disconnect events go to sinks (a JSON-lines file, a webhook) for a SIEM to keep.
@@ -41,17 +45,36 @@ type Report struct {
 	Gateway string      `json:"gateway"`
 	Time    time.Time   `json:"time"`
 	Peers   []PeerStats `json:"peers"`
+	// OpenVPN is every client of the gateway's OpenVPN processes. Absent or null: not
+	// reported (a gateway without the OpenVPN bridge, or a batch after the first one);
+	// present, even empty: complete, except for the processes in OpenVPNUnreachable,
+	// whose clients are unknown this time. A session whose client is no longer listed
+	// closes.
+	OpenVPN            []OpenVPNClient `json:"openvpn"`
+	OpenVPNUnreachable []string        `json:"openvpn_unreachable,omitempty"`
 }
 
 // Session is one connection of a peer, open or closed.
 type Session struct {
-	ID        string        `json:"id"`
-	Network   string        `json:"network"`
-	PublicKey wirefleet.Key `json:"public_key"`
-	// Gateway is the gateway of the latest handshake.
-	Gateway string    `json:"gateway"`
-	Start   time.Time `json:"start"`
-	// LastSeen is the latest handshake of the session.
+	ID string `json:"id"`
+	// Protocol is "wireguard" or "openvpn".
+	Protocol string `json:"protocol"`
+	// Network and PublicKey identify a WireGuard peer; OpenVPN clients have neither.
+	Network   string        `json:"network,omitempty"`
+	PublicKey wirefleet.Key `json:"public_key,omitzero"`
+	// CommonName (the client certificate's CN) and Process (the OpenVPN server process,
+	// its management socket's name) identify an OpenVPN connection; IPv4 and IPv6 are the
+	// virtual addresses OpenVPN gave it.
+	CommonName string `json:"common_name,omitempty"`
+	Process    string `json:"process,omitempty"`
+	IPv4       string `json:"ipv4,omitempty"`
+	IPv6       string `json:"ipv6,omitempty"`
+	// Gateway is the gateway of the latest handshake (OpenVPN: the reporting gateway).
+	Gateway string `json:"gateway"`
+	// Start is the first handshake (OpenVPN: the connected-since time OpenVPN reported).
+	Start time.Time `json:"start"`
+	// LastSeen is the latest handshake of the session (OpenVPN: the latest report that
+	// listed the connection).
 	LastSeen time.Time `json:"last_seen"`
 	// End is when the inactivity was detected; null while open.
 	End      *time.Time `json:"end"`
@@ -108,8 +131,9 @@ type Tracker struct {
 
 	mu       sync.Mutex // guards everything below
 	peers    map[peerID]*track
-	closed   []Session // ring, oldest first
-	events   []Event   // ring, oldest first
+	ovpn     map[ovpnID]*Session // open OpenVPN sessions
+	closed   []Session           // ring, oldest first
+	events   []Event             // ring, oldest first
 	gateways map[string]time.Time
 }
 
@@ -127,7 +151,7 @@ func New(cfg Config) *Tracker {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	t := &Tracker{cfg: cfg, log: cfg.Logger, peers: map[peerID]*track{}, gateways: map[string]time.Time{}}
+	t := &Tracker{cfg: cfg, log: cfg.Logger, peers: map[peerID]*track{}, ovpn: map[ovpnID]*Session{}, gateways: map[string]time.Time{}}
 	if t.log == nil {
 		t.log = slog.Default()
 	}
@@ -135,7 +159,8 @@ func New(cfg Config) *Tracker {
 }
 
 // Ingest folds one report in. Peers of networks for which allowed returns false are
-// ignored (a gateway scoped to some networks cannot report for others).
+// ignored (a gateway scoped to some networks cannot report for others); OpenVPN clients
+// belong to no network and are not filtered.
 func (t *Tracker) Ingest(r Report, allowed func(network string) bool) {
 	now := t.cfg.Now()
 	t.mu.Lock()
@@ -167,7 +192,7 @@ func (t *Tracker) Ingest(r Report, allowed func(network string) bool) {
 			tr.gateway = r.Gateway
 		}
 		if tr.open == nil && !tr.lastHandshake.IsZero() && now.Sub(tr.lastHandshake) < t.cfg.Inactivity {
-			tr.open = &Session{ID: newID(), Network: ps.Network, PublicKey: ps.PublicKey, Gateway: tr.gateway, Start: tr.lastHandshake, LastSeen: tr.lastHandshake}
+			tr.open = &Session{ID: newID(), Protocol: ProtocolWireGuard, Network: ps.Network, PublicKey: ps.PublicKey, Gateway: tr.gateway, Start: tr.lastHandshake, LastSeen: tr.lastHandshake}
 			if t.cfg.KeepEndpoints {
 				tr.open.Endpoint = ps.Endpoint
 			}
@@ -181,6 +206,9 @@ func (t *Tracker) Ingest(r Report, allowed func(network string) bool) {
 				s.Endpoint = ps.Endpoint
 			}
 		}
+	}
+	if r.OpenVPN != nil {
+		t.ingestOpenVPN(r, now)
 	}
 }
 
@@ -197,6 +225,12 @@ func (t *Tracker) Sweep() int {
 			tr.open = nil
 			t.closed = appendRing(t.closed, *s, t.cfg.MaxClosed)
 			t.emit(Event{Type: "disconnect", Time: now, Session: *s})
+			n++
+		}
+	}
+	for id, s := range t.ovpn {
+		if now.Sub(s.LastSeen) >= t.cfg.Inactivity {
+			t.closeOpenVPN(id, s, now)
 			n++
 		}
 	}
@@ -240,8 +274,11 @@ func newID() string {
 
 // Filter selects sessions.
 type Filter struct {
-	Network   string
-	PublicKey *wirefleet.Key
+	// Protocol is "", "wireguard" or "openvpn".
+	Protocol   string
+	CommonName string
+	Network    string
+	PublicKey  *wirefleet.Key
 	// State is "", "open" or "closed".
 	State string
 	// Since keeps sessions active at or after it (LastSeen or End).
@@ -252,6 +289,9 @@ type Filter struct {
 }
 
 func (f Filter) match(s Session) bool {
+	if f.Protocol != "" && s.Protocol != f.Protocol || f.CommonName != "" && s.CommonName != f.CommonName {
+		return false
+	}
 	if f.Network != "" && s.Network != f.Network {
 		return false
 	}
@@ -283,6 +323,11 @@ func (t *Tracker) List(f Filter) []Session {
 	for _, tr := range t.peers {
 		if tr.open != nil && f.match(*tr.open) {
 			out = append(out, *tr.open)
+		}
+	}
+	for _, s := range t.ovpn {
+		if f.match(*s) {
+			out = append(out, *s)
 		}
 	}
 	for _, s := range t.closed {

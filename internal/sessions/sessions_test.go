@@ -296,6 +296,7 @@ func FuzzParseReport(f *testing.F) {
 	f.Add([]byte(`{"gateway":"g","peers":[{"network":"a","public_key":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=","rx_bytes":1}]}`))
 	f.Add([]byte(`{"peers":[{"network":"A"}]}`))
 	f.Add([]byte(`[]`))
+	f.Add([]byte(`{"openvpn":[{"process":"udp","common_name":"a+/=","ipv4":"198.18.8.2","ipv6":"fd00::2","bytes_received":1,"bytes_sent":2,"connected_since":"2026-05-01T09:58:00Z"}],"openvpn_unreachable":["tcp"]}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		rep, err := ParseReport(b)
 		if err != nil {
@@ -306,19 +307,28 @@ func FuzzParseReport(f *testing.F) {
 				t.Fatalf("accepted %+v", p)
 			}
 		}
+		for _, c := range rep.OpenVPN {
+			_, ok4 := parseAddr(c.IPv4)
+			_, ok6 := parseAddr(c.IPv6)
+			if c.BytesReceived < 0 || c.BytesSent < 0 || c.Process == "" || c.CommonName == "" || c.ConnectedSince.IsZero() || !ok4 || !ok6 {
+				t.Fatalf("accepted %+v", c)
+			}
+		}
 	})
 }
 
 func FuzzParseFilter(f *testing.F) {
 	f.Add("network=a&state=open&limit=5")
 	f.Add("since=2026-01-02T15:04:05Z&public_key=x")
+	f.Add("protocol=openvpn&common_name=a%2Bb")
 	f.Fuzz(func(t *testing.T, q string) {
 		v, err := url.ParseQuery(q)
 		if err != nil {
 			return
 		}
 		fl, err := ParseFilter(v)
-		if err == nil && (fl.Limit < 0 || fl.State != "" && fl.State != "open" && fl.State != "closed") {
+		if err == nil && (fl.Limit < 0 || fl.State != "" && fl.State != "open" && fl.State != "closed" ||
+			fl.Protocol != "" && fl.Protocol != ProtocolWireGuard && fl.Protocol != ProtocolOpenVPN) {
 			t.Fatalf("accepted %+v", fl)
 		}
 	})
