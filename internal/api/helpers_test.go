@@ -17,6 +17,8 @@ import (
 
 	"github.com/wirefleet/wirefleet"
 	"github.com/wirefleet/wirefleet/internal/control"
+	"github.com/wirefleet/wirefleet/internal/replication"
+	"github.com/wirefleet/wirefleet/internal/sessions"
 	"github.com/wirefleet/wirefleet/internal/store/sqlite"
 )
 
@@ -47,6 +49,40 @@ type env struct {
 	clock *fakeClock
 	admin string // secret of an unscoped admin token
 	seq   int
+	// tracker is the real session tracker behind the sessions routes.
+	tracker *sessions.Tracker
+	// endStreams ends every replication log stream, now and later (a stream never ends by
+	// itself; tests that only need its status call this first).
+	endStreams func()
+}
+
+// replRoutes and sessionRoutes adapt the real replication and sessions handlers to the
+// API's interfaces, as the composition root (internal/server) does.
+type replRoutes struct{ h *replication.Handler }
+
+func (x replRoutes) Snapshot(w http.ResponseWriter, r *http.Request, p Principal) {
+	x.h.Snapshot(w, r, replication.Caller{Roles: p.Roles, Networks: p.Networks})
+}
+
+func (x replRoutes) Log(w http.ResponseWriter, r *http.Request, p Principal) {
+	x.h.Log(w, r, replication.Caller{Roles: p.Roles, Networks: p.Networks})
+}
+
+type sessionRoutes struct{ h sessions.Handler }
+
+func caller(p Principal) sessions.Caller { return sessions.Caller{Name: p.Name, Networks: p.Networks} }
+
+func (x sessionRoutes) PushStats(w http.ResponseWriter, r *http.Request, p Principal) error {
+	return x.h.PushStats(w, r, caller(p))
+}
+func (x sessionRoutes) List(w http.ResponseWriter, r *http.Request, p Principal) error {
+	return x.h.List(w, r, caller(p))
+}
+func (x sessionRoutes) Events(w http.ResponseWriter, r *http.Request, p Principal) error {
+	return x.h.Events(w, r, caller(p))
+}
+func (x sessionRoutes) LastSeen(w http.ResponseWriter, r *http.Request, p Principal) error {
+	return x.h.LastSeen(w, r, caller(p))
 }
 
 func newEnv(t *testing.T, cfg Config) *env {
@@ -64,13 +100,23 @@ func newEnv(t *testing.T, cfg Config) *env {
 	if cfg.Logger == nil {
 		cfg.Logger = discard()
 	}
+	stop := make(chan struct{})
+	endStreams := sync.OnceFunc(func() { close(stop) })
+	tracker := sessions.New(sessions.Config{Now: clock.Now, Logger: discard()})
+	if cfg.Replication == nil {
+		cfg.Replication = replRoutes{replication.NewHandler(replication.Options{Source: svc, Heartbeat: 200 * time.Millisecond, Logger: discard(), Stop: stop})}
+	}
+	if cfg.Sessions == nil {
+		cfg.Sessions = sessionRoutes{sessions.Handler{T: tracker}}
+	}
 	srv, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	hs := httptest.NewServer(srv)
 	t.Cleanup(hs.Close)
-	e := &env{t: t, svc: svc, srv: srv, http: hs, clock: clock}
+	t.Cleanup(endStreams)
+	e := &env{t: t, svc: svc, srv: srv, http: hs, clock: clock, tracker: tracker, endStreams: endStreams}
 	e.admin = e.token(control.TokenInput{Name: "admin", Roles: []wirefleet.Role{wirefleet.RoleAdmin}})
 	return e
 }

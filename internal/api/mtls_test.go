@@ -68,6 +68,7 @@ func TestMTLS(t *testing.T) {
 		cnRoles["cn-"+string(r)] = []wirefleet.Role{r}
 	}
 	e := newEnv(t, Config{CNRoles: cnRoles})
+	e.endStreams()
 	pool := x509.NewCertPool()
 	pool.AddCert(ca.cert)
 	hs := httptest.NewUnstartedServer(e.srv)

@@ -17,8 +17,8 @@ const (
 	permPeersRead     perm = "peers:read"     // list/show peers
 	permPeersWrite    perm = "peers:write"    // create/update/delete peers, client configs
 	permTokens        perm = "tokens"         // create/list/revoke tokens
-	permStateRead     perm = "state:read"     // replication snapshot and log (next issue)
-	permStatsWrite    perm = "stats:write"    // gateways push peer statistics (next issue)
+	permStateRead     perm = "state:read"     // replication snapshot and log
+	permStatsWrite    perm = "stats:write"    // gateways push peer statistics
 	permRegister      perm = "register"       // zero-touch device registration (next issue)
 )
 

@@ -70,6 +70,19 @@ var fixtures = map[string]fixture{
 		id, _ := wirefleet.TokenIDFromSecret(e.token(control.TokenInput{Roles: []wirefleet.Role{wirefleet.RoleViewer}}))
 		return "/api/v1/tokens/" + id, nil, 204
 	},
+
+	// The log stream of an authorised caller starts (200) and ends at once: the matrix and
+	// mTLS tests call e.endStreams first. Streaming itself: TestReplicationLogStreams.
+	"GET /api/v1/replication/snapshot": func(e *env) (string, any, int) { return "/api/v1/replication/snapshot", nil, 200 },
+	"GET /api/v1/replication/log":      func(e *env) (string, any, int) { return "/api/v1/replication/log?after=0", nil, 200 },
+	"POST /api/v1/stats": func(e *env) (string, any, int) {
+		p := e.peer(e.network().Name)
+		return "/api/v1/stats", map[string]any{"gateway": "gw1", "peers": []any{map[string]any{
+			"network": p.Network, "public_key": p.PublicKey, "last_handshake": e.clock.Now(), "rx_bytes": 1, "tx_bytes": 2}}}, 204
+	},
+	"GET /api/v1/sessions":        func(e *env) (string, any, int) { return "/api/v1/sessions", nil, 200 },
+	"GET /api/v1/sessions/events": func(e *env) (string, any, int) { return "/api/v1/sessions/events", nil, 200 },
+	"GET /api/v1/sessions/peers":  func(e *env) (string, any, int) { return "/api/v1/sessions/peers", nil, 200 },
 }
 
 func peerURL(e *env) string {
@@ -89,6 +102,7 @@ func placeholder(pattern string) string {
 // revoked} and asserts the exact status.
 func TestRBACMatrix(t *testing.T) {
 	e := newEnv(t, Config{})
+	e.endStreams()
 	type creds struct{ valid, expired, wrong, revoked string }
 	byRole := map[wirefleet.Role]creds{}
 	soon := e.clock.Now().Add(time.Minute)

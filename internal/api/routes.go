@@ -30,5 +30,14 @@ func (s *Server) routeTable() []route {
 		{method: http.MethodGet, pattern: "/api/v1/tokens", perm: permTokens, handler: s.listTokens},
 		{method: http.MethodPost, pattern: "/api/v1/tokens", perm: permTokens, handler: s.createToken},
 		{method: http.MethodDelete, pattern: "/api/v1/tokens/{id}", perm: permTokens, handler: s.revokeToken},
+
+		// Gateways and followers: snapshot + log (the handlers apply the caller's roles and
+		// network scope to what they show); stats pushes; session reads filtered by scope.
+		{method: http.MethodGet, pattern: "/api/v1/replication/snapshot", perm: permStateRead, handler: s.replSnapshot},
+		{method: http.MethodGet, pattern: "/api/v1/replication/log", perm: permStateRead, handler: s.replLog},
+		{method: http.MethodPost, pattern: "/api/v1/stats", perm: permStatsWrite, handler: s.sessionsRoute(func(x Sessions) handlerFunc { return x.PushStats })},
+		{method: http.MethodGet, pattern: "/api/v1/sessions", perm: permPeersRead, handler: s.sessionsRoute(func(x Sessions) handlerFunc { return x.List })},
+		{method: http.MethodGet, pattern: "/api/v1/sessions/events", perm: permPeersRead, handler: s.sessionsRoute(func(x Sessions) handlerFunc { return x.Events })},
+		{method: http.MethodGet, pattern: "/api/v1/sessions/peers", perm: permPeersRead, handler: s.sessionsRoute(func(x Sessions) handlerFunc { return x.LastSeen })},
 	}
 }

@@ -30,6 +30,11 @@ type Config struct {
 	Ready func(ctx context.Context) error
 	// Now is the clock of the authentication cache; nil means time.Now.
 	Now func() time.Time
+	// Replication serves GET /api/v1/replication/{snapshot,log}; nil: those routes answer
+	// 404 (after authentication and authorisation, like every route).
+	Replication Replication
+	// Sessions serves POST /api/v1/stats and GET /api/v1/sessions…; nil: 404.
+	Sessions Sessions
 }
 
 // Server is the http.Handler of the REST API.
@@ -39,6 +44,8 @@ type Server struct {
 	cnRoles CNRoles
 	log     *slog.Logger
 	ready   func(ctx context.Context) error
+	repl    Replication
+	sess    Sessions
 	mux     *http.ServeMux
 	routes  []route
 	openapi []byte // the OpenAPI document as JSON
@@ -51,6 +58,8 @@ func New(cfg Config) (*Server, error) {
 		cnRoles: cfg.CNRoles,
 		log:     cfg.Logger,
 		ready:   cfg.Ready,
+		repl:    cfg.Replication,
+		sess:    cfg.Sessions,
 		mux:     http.NewServeMux(),
 	}
 	if s.log == nil {
@@ -146,9 +155,23 @@ func (s *Server) wrap(rt route) http.Handler {
 	})
 }
 
+// statusWriter records the status for the request log. Unwrap lets
+// http.ResponseController reach the connection's Flush and write deadlines (the
+// replication log is a long-lived stream).
 type statusWriter struct {
 	http.ResponseWriter
 	status int
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Flush passes through for callers that use http.Flusher directly; a writer underneath
+// that cannot flush is left alone.
+func (w *statusWriter) Flush() {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	_ = http.NewResponseController(w.ResponseWriter).Flush()
 }
 
 func (w *statusWriter) WriteHeader(code int) {

@@ -1,7 +1,7 @@
 package server
 
-// The managed-gateway side of the control plane: the replication routes (snapshot + log)
-// and the statistics/sessions routes next to the REST API, /metrics, and — unless
+// The managed-gateway side of the control plane: the replication handler (snapshot + log)
+// and the session tracker behind the API's routes (routes.go adapts them), /metrics, and — unless
 // -no-gateway — the all-in-one experience: on first run a default network and an admin
 // token printed once, and a managed gateway running in this process that follows the
 // control plane over loopback like any other gateway.
@@ -27,6 +27,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wirefleet/wirefleet"
 	"github.com/wirefleet/wirefleet/internal/api"
@@ -87,7 +89,10 @@ type AllInOne struct {
 
 // managedSide is what the control plane adds to the REST API for gateways.
 type managedSide struct {
-	handler http.Handler
+	handler http.Handler // set by mount
+	sm      *metrics.Server
+	reg     *prometheus.Registry
+	repl    *replication.Handler
 	tracker *sessions.Tracker
 	cfg     Config
 	svc     *control.Service
@@ -100,7 +105,7 @@ type managedSide struct {
 	endStreams func()
 }
 
-func newManagedSide(ctx context.Context, cfg Config, st store.Store, svc *control.Service, apiHandler http.Handler, log *slog.Logger) (*managedSide, error) {
+func newManagedSide(ctx context.Context, cfg Config, st store.Store, svc *control.Service, log *slog.Logger) (*managedSide, error) {
 	a := cfg.AllInOne
 	reg := metrics.NewRegistry()
 	var sinks []sessions.Sink
@@ -131,28 +136,7 @@ func newManagedSide(ctx context.Context, cfg Config, st store.Store, svc *contro
 	streamsDone := make(chan struct{})
 	repl := replication.NewHandler(replication.Options{Source: svc, Heartbeat: a.Heartbeat, Logger: log, Stop: streamsDone,
 		Streams: func(d int, c replication.Caller) { sm.Streams.WithLabelValues(roleLabel(c.Roles)).Add(float64(d)) }})
-	sess := sessions.Handler{T: tracker}
-
-	mux := http.NewServeMux()
-	mux.Handle("/", apiHandler)
-	mux.Handle("GET /metrics", metrics.Handler(reg))
-	auth := authenticator{svc: svc}
-	if cfg.CNRolesFile != "" {
-		cn, err := api.LoadCNRoles(cfg.CNRolesFile)
-		if err != nil {
-			return nil, err
-		}
-		auth.cnRoles = cn
-	}
-	mux.Handle("GET "+replication.SnapshotPath, auth.replication(repl.Snapshot))
-	mux.Handle("GET "+replication.LogPath, auth.replication(repl.Log))
-	mux.Handle("POST "+sessions.StatsPath, auth.sessions(sess.PushStats, wirefleet.RoleGateway, wirefleet.RoleAdmin))
-	readers := []wirefleet.Role{wirefleet.RoleAdmin, wirefleet.RoleOperator, wirefleet.RoleViewer}
-	mux.Handle("GET "+sessions.SessionsPath, auth.sessions(sess.List, readers...))
-	mux.Handle("GET "+sessions.EventsPath, auth.sessions(sess.Events, readers...))
-	mux.Handle("GET "+sessions.LastSeenPath, auth.sessions(sess.LastSeen, readers...))
-
-	m := &managedSide{handler: sm.Instrument(mux), tracker: tracker, cfg: cfg, svc: svc, log: log,
+	m := &managedSide{sm: sm, reg: reg, repl: repl, tracker: tracker, cfg: cfg, svc: svc, log: log,
 		endStreams: sync.OnceFunc(func() { close(streamsDone) })}
 	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
 	m.bgStop = stop
@@ -167,6 +151,20 @@ func newManagedSide(ctx context.Context, cfg Config, st store.Store, svc *contro
 		}
 	}
 	return m, nil
+}
+
+// apiRoutes are the managed routes as the API's route table calls them.
+func (m *managedSide) apiRoutes() (api.Replication, api.Sessions) {
+	return replRoutes{m.repl}, sessionRoutes{sessions.Handler{T: m.tracker}}
+}
+
+// mount serves the API (which carries the replication, stats and sessions routes) and
+// /metrics, with API latency recorded by route.
+func (m *managedSide) mount(apiHandler http.Handler) {
+	mux := http.NewServeMux()
+	mux.Handle("/", apiHandler)
+	mux.Handle("GET /metrics", metrics.Handler(m.reg))
+	m.handler = m.sm.Instrument(mux)
 }
 
 // roleLabel picks the replication role of a caller for the streams metric.
@@ -379,74 +377,4 @@ func (c *cachedCounts) get() map[string]int {
 	}
 	c.at, c.last = time.Now(), counts
 	return counts
-}
-
-// authenticator authenticates the routes mounted next to the API: bearer tokens (the same
-// service call the API uses) and, like the API, verified client certificates whose CN the
-// CN→roles file maps (a bearer token wins when both are given).
-//
-// Interim: these routes belong in the API's route table (internal/api, with perms
-// state:read, stats:write and peers:read) so that the RBAC matrix and the OpenAPI test
-// cover them; until they are added there, callers are identified here.
-type authenticator struct {
-	svc     *control.Service
-	cnRoles api.CNRoles
-}
-
-func (a authenticator) token(r *http.Request) (wirefleet.Token, error) {
-	scheme, secret, _ := strings.Cut(r.Header.Get("Authorization"), " ")
-	secret = strings.TrimSpace(secret)
-	if r.Header.Get("Authorization") == "" && r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && len(r.TLS.VerifiedChains[0]) > 0 {
-		cn := r.TLS.VerifiedChains[0][0].Subject.CommonName
-		roles, ok := a.cnRoles[cn]
-		if !ok {
-			return wirefleet.Token{}, wirefleet.Errorf(wirefleet.KindForbidden, "client certificate CN %q has no roles: add it to the server's CN→roles file", cn)
-		}
-		return wirefleet.Token{ID: "cert:" + cn, Roles: roles}, nil
-	}
-	if !strings.EqualFold(scheme, "Bearer") || secret == "" {
-		return wirefleet.Token{}, wirefleet.Errorf(wirefleet.KindUnauthorized, "this endpoint needs a bearer token (Authorization: Bearer wft_...) or a client certificate")
-	}
-	tok, err := a.svc.Authenticate(r.Context(), secret)
-	if err != nil {
-		if k := wirefleet.KindOf(err); k == wirefleet.KindUnavailable || k == wirefleet.KindInternal {
-			return wirefleet.Token{}, err
-		}
-		return wirefleet.Token{}, wirefleet.Errorf(wirefleet.KindUnauthorized, "the bearer token is invalid, expired or revoked")
-	}
-	return tok, nil
-}
-
-func (a authenticator) replication(h func(http.ResponseWriter, *http.Request, replication.Caller)) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tok, err := a.token(r)
-		if err != nil {
-			replication.WriteError(w, err)
-			return
-		}
-		h(w, r, replication.Caller{Roles: tok.Roles, Networks: tok.Networks})
-	})
-}
-
-func (a authenticator) sessions(h func(http.ResponseWriter, *http.Request, sessions.Caller) error, roles ...wirefleet.Role) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tok, err := a.token(r)
-		if err == nil && !slices.ContainsFunc(roles, tok.HasRole) {
-			err = wirefleet.Errorf(wirefleet.KindForbidden, "%s (roles %v) may not do this: it needs one of the roles %v", callerName(tok), tok.Roles, roles)
-		}
-		if err == nil {
-			err = h(w, r, sessions.Caller{Name: callerName(tok), Networks: tok.Networks})
-		}
-		if err != nil {
-			replication.WriteError(w, err)
-		}
-	})
-}
-
-// callerName names a caller in messages and statistics: "token:<id>" or "cert:<CN>".
-func callerName(t wirefleet.Token) string {
-	if strings.HasPrefix(t.ID, "cert:") {
-		return t.ID
-	}
-	return "token:" + t.ID
 }

@@ -130,19 +130,24 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer closeStore()
 	svc := control.New(st, control.Options{Logger: log})
+	side, err := newManagedSide(ctx, cfg, st, svc, log)
+	if err != nil {
+		return err
+	}
+	repl, sess := side.apiRoutes()
 	handler, err := api.New(api.Config{
-		Service: svc,
-		CNRoles: cnRoles,
-		Logger:  log,
-		Ready:   func(ctx context.Context) error { _, _, err := svc.Head(ctx); return err },
+		Service:     svc,
+		CNRoles:     cnRoles,
+		Logger:      log,
+		Ready:       func(ctx context.Context) error { _, _, err := svc.Head(ctx); return err },
+		Replication: repl,
+		Sessions:    sess,
 	})
 	if err != nil {
+		side.stop()
 		return err
 	}
-	side, err := newManagedSide(ctx, cfg, st, svc, handler, log)
-	if err != nil {
-		return err
-	}
+	side.mount(handler)
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {

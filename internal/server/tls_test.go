@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 )
@@ -57,8 +58,10 @@ func TestRunMTLS(t *testing.T) {
 	_, _, srvCert, srvKey := issue(t, dir, "server", &x509.Certificate{Subject: pkix.Name{CommonName: "server"}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}, ca, caKey)
 	_, _, opsCert, opsKey := issue(t, dir, "ops", &x509.Certificate{Subject: pkix.Name{CommonName: "ops"}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}, ca, caKey)
 	_, _, viewCert, viewKey := issue(t, dir, "dash", &x509.Certificate{Subject: pkix.Name{CommonName: "dashboard"}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}, ca, caKey)
+	_, _, gwCert, gwKey := issue(t, dir, "gw1", &x509.Certificate{Subject: pkix.Name{CommonName: "gw1.example.org"}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}, ca, caKey)
+	_, _, strangerCert, strangerKey := issue(t, dir, "stranger", &x509.Certificate{Subject: pkix.Name{CommonName: "stranger"}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}, ca, caKey)
 	roles := filepath.Join(dir, "roles.yaml")
-	if err := os.WriteFile(roles, []byte("ops: [admin]\ndashboard: [viewer]\n"), 0o600); err != nil {
+	if err := os.WriteFile(roles, []byte("ops: [admin]\ndashboard: [viewer]\ngw1.example.org: [gateway]\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 
@@ -99,17 +102,29 @@ func TestRunMTLS(t *testing.T) {
 		}
 		return &http.Client{Transport: &http.Transport{TLSClientConfig: tc}, Timeout: 10 * time.Second}
 	}
+	// The replication, stats and sessions routes are API routes: certificates reach them
+	// with their CN's roles like any other (the stats report names no network: valid, empty).
+	const stats = `{"gateway":"gw1","peers":[]}`
 	for _, tc := range []struct {
-		name, cert, key, path string
-		want                  int
+		name, cert, key, method, path, body string
+		want                                int
 	}{
-		{"admin cert lists tokens", opsCert, opsKey, "/api/v1/tokens", 200},
-		{"viewer cert reads networks", viewCert, viewKey, "/api/v1/networks", 200},
-		{"viewer cert may not list tokens", viewCert, viewKey, "/api/v1/tokens", 403},
-		{"no cert", "", "", "/api/v1/networks", 401},
-		{"no cert, health", "", "", "/healthz", 200},
+		{"admin cert lists tokens", opsCert, opsKey, "GET", "/api/v1/tokens", "", 200},
+		{"viewer cert reads networks", viewCert, viewKey, "GET", "/api/v1/networks", "", 200},
+		{"viewer cert may not list tokens", viewCert, viewKey, "GET", "/api/v1/tokens", "", 403},
+		{"no cert", "", "", "GET", "/api/v1/networks", "", 401},
+		{"no cert, health", "", "", "GET", "/healthz", "", 200},
+		{"gateway cert reads the snapshot", gwCert, gwKey, "GET", "/api/v1/replication/snapshot", "", 200},
+		{"gateway cert pushes stats", gwCert, gwKey, "POST", "/api/v1/stats", stats, 204},
+		{"gateway cert may not read sessions", gwCert, gwKey, "GET", "/api/v1/sessions", "", 403},
+		{"viewer cert reads sessions", viewCert, viewKey, "GET", "/api/v1/sessions", "", 200},
+		{"viewer cert may not push stats", viewCert, viewKey, "POST", "/api/v1/stats", stats, 403},
+		{"viewer cert may not replicate", viewCert, viewKey, "GET", "/api/v1/replication/log", "", 403},
+		{"unmapped cert may not push stats", strangerCert, strangerKey, "POST", "/api/v1/stats", stats, 403},
+		{"no cert, stats", "", "", "POST", "/api/v1/stats", stats, 401},
 	} {
-		resp, err := client(tc.cert, tc.key).Get(url + tc.path)
+		req, _ := http.NewRequest(tc.method, url+tc.path, strings.NewReader(tc.body))
+		resp, err := client(tc.cert, tc.key).Do(req)
 		if err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
