@@ -22,6 +22,8 @@ type managedGatewayFlags struct {
 	name               *string
 	networks           stringList
 	drift, stats       *time.Duration
+	// openVPNSocketDir is gateway.go's -openvpn-socket-dir, shared with standalone mode.
+	openVPNSocketDir string
 }
 
 func addManagedGatewayFlags(fs *flag.FlagSet) *managedGatewayFlags {
@@ -67,7 +69,8 @@ func (m *managedGatewayFlags) run(ctx context.Context, backend, device, stateDir
 		ControlURL: *m.control, Token: *m.token, ControlCA: *m.ca, Networks: m.networks,
 		Backend: backend, DeviceName: device, StateDir: stateDir, Listen: listen,
 		DriftInterval: *m.drift, StatsInterval: *m.stats, Name: *m.name,
-		Logger: slog.New(slog.NewTextHandler(stderr, nil)),
+		OpenVPNSocketDir: m.openVPNSocketDir,
+		Logger:           slog.New(slog.NewTextHandler(stderr, nil)),
 	}
 	if err := cfg.Validate(); err != nil {
 		return usageError("%v", err)

@@ -66,17 +66,21 @@ func Run(ctx context.Context, cfg Config) error {
 	log.Info("WireGuard device ready", "device", info.Name, "backend", info.Backend,
 		"public_key", info.PublicKey, "listen_port", info.ListenPort, "addresses", fmt.Sprint(info.Addresses))
 
-	ovpn := cfg.OpenVPN
-	if ovpn == nil {
-		ovpn = newOpenVPN(cfg.OpenVPNSocketDir, log)
+	fleet := newFleet(cfg.OpenVPNSocketDir, log)
+	var ovpn vpndaemon.OpenVPN = fleetOpenVPN{fleet}
+	if cfg.OpenVPN != nil {
+		ovpn = cfg.OpenVPN
 	}
-	handler := vpndaemon.New(vpndaemon.Config{
+	api := vpndaemon.New(vpndaemon.Config{
 		Device:          dev,
 		OpenVPN:         ovpn,
 		MaintenanceFile: cfg.MaintenanceFile,
 		Logger:          log.With("api", "vpn-daemon"),
 	})
-	return serve(ctx, cfg, handler, tlsCfg, log)
+	reg := standaloneRegistry(dev, info.Name, fleet, log)
+	// Ready while the device answers (an attached interface someone deleted does not).
+	ready := func(ctx context.Context) error { _, err := dev.Info(ctx); return err }
+	return serve(ctx, cfg, withObservability(api, reg, ready), tlsCfg, log)
 }
 
 func serve(ctx context.Context, cfg Config, h http.Handler, tlsCfg *tls.Config, log *slog.Logger) error {

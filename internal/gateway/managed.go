@@ -4,7 +4,10 @@ package gateway
 // follows the control plane (internal/replication), applies each op to its devices in
 // O(1) (internal/reconcile), repairs drift periodically, pushes per-peer statistics to
 // the control plane, and serves /metrics, /healthz and /readyz on -listen. The vpn-daemon
-// API is not served in this mode: the control plane is the source of truth.
+// API is not served in this mode: the control plane is the source of truth. With
+// OpenVPNSocketDir, the node's OpenVPN processes are read too: their clients go with the
+// statistics (the control plane makes them sessions with protocol openvpn) and into
+// /metrics.
 
 import (
 	"bytes"
@@ -27,6 +30,7 @@ import (
 
 	"github.com/wirefleet/wirefleet"
 	"github.com/wirefleet/wirefleet/internal/metrics"
+	"github.com/wirefleet/wirefleet/internal/openvpn"
 	"github.com/wirefleet/wirefleet/internal/reconcile"
 	"github.com/wirefleet/wirefleet/internal/replication"
 	"github.com/wirefleet/wirefleet/internal/sessions"
@@ -59,8 +63,12 @@ type Managed struct {
 	// DriftInterval and StatsInterval default to 60 s and 30 s.
 	DriftInterval, StatsInterval time.Duration
 	// Name identifies this gateway in statistics (default: the host name).
-	Name   string
-	Logger *slog.Logger
+	Name string
+	// OpenVPNSocketDir holds the management sockets of the node's OpenVPN server
+	// processes (*.sock, listed anew at each push and scrape); "" turns the OpenVPN
+	// bridge off. A missing directory means no OpenVPN process.
+	OpenVPNSocketDir string
+	Logger           *slog.Logger
 	// Client talks to the control plane; nil: one built from ControlCA.
 	Client *http.Client
 	// OpenDevice opens a network's device; nil: wgdev/auto (tests inject other backends).
@@ -145,6 +153,11 @@ func RunManaged(ctx context.Context, m Managed) error {
 		},
 		Counts: func() map[string][2]int { return rec.Counts() },
 	})
+	var fleet *openvpn.Fleet
+	if m.OpenVPNSocketDir != "" {
+		fleet = newFleet(m.OpenVPNSocketDir, log)
+		reg.MustRegister(openvpn.NewCollector(fleet))
+	}
 	single := len(m.Networks) == 1 && m.DeviceName != ""
 	rec, err := reconcile.New(reconcile.Config{
 		Networks:      m.Networks,
@@ -218,7 +231,7 @@ func RunManaged(ctx context.Context, m Managed) error {
 	run(func(ctx context.Context) { _ = follower.Run(ctx) })
 	run(func(ctx context.Context) { _ = rec.Run(ctx) })
 	run(func(ctx context.Context) {
-		pushStats(ctx, statsPusher{url: strings.TrimRight(m.ControlURL, "/") + sessions.StatsPath, token: m.Token, client: client, name: m.Name, log: log}, rec, stats, m.StatsInterval)
+		pushStats(ctx, statsPusher{url: strings.TrimRight(m.ControlURL, "/") + sessions.StatsPath, token: m.Token, client: client, name: m.Name, log: log, ovpn: fleet}, rec, stats, m.StatsInterval)
 	})
 
 	if hs != nil {
@@ -282,6 +295,7 @@ type statsPusher struct {
 	url, token, name string
 	client           *http.Client
 	log              *slog.Logger
+	ovpn             *openvpn.Fleet // nil: OpenVPN is not reported
 }
 
 // pushStats reads every device (no lock of the apply path is held: the reconciler only
@@ -331,7 +345,11 @@ func pushStats(ctx context.Context, p statsPusher, rec *reconcile.Reconciler, st
 		st.mu.Lock()
 		st.last = samples
 		st.mu.Unlock()
-		err := p.push(ctx, peers)
+		var ov openVPNStats
+		if p.ovpn != nil {
+			ov.clients, ov.unreachable, ov.reported = openVPNReport(ctx, p.ovpn)
+		}
+		err := p.push(ctx, peers, ov)
 		peers = nil // not kept alive while waiting for the next tick (50k peers: ~5 MB)
 		switch {
 		case err != nil && !failing && ctx.Err() == nil:
@@ -347,11 +365,23 @@ func pushStats(ctx context.Context, p statsPusher, rec *reconcile.Reconciler, st
 // statsBatch bounds the peers per request (a 50k-peer gateway sends 10 requests).
 const statsBatch = 5000
 
-func (p statsPusher) push(ctx context.Context, peers []sessions.PeerStats) error {
+// openVPNStats is the OpenVPN part of one push; it goes with the first batch only (a
+// report's openvpn array is the complete list, see sessions.Report).
+type openVPNStats struct {
+	clients     []sessions.OpenVPNClient
+	unreachable []string
+	reported    bool
+}
+
+func (p statsPusher) push(ctx context.Context, peers []sessions.PeerStats, ov openVPNStats) error {
 	now := time.Now().UTC()
 	for start := 0; start < len(peers) || start == 0; start += statsBatch {
 		end := min(start+statsBatch, len(peers))
-		b, err := json.Marshal(sessions.Report{Gateway: p.name, Time: now, Peers: peers[start:end]})
+		rep := sessions.Report{Gateway: p.name, Time: now, Peers: peers[start:end]}
+		if start == 0 && ov.reported {
+			rep.OpenVPN, rep.OpenVPNUnreachable = ov.clients, ov.unreachable
+		}
+		b, err := json.Marshal(rep)
 		if err != nil {
 			return err
 		}
