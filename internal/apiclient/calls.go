@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/url"
 	"strconv"
+	"time"
 
 	"github.com/wirefleet/wirefleet"
 	"github.com/wirefleet/wirefleet/internal/api/wire"
@@ -181,4 +182,43 @@ func (c *Client) ImportNetworkProgress(ctx context.Context, in wire.NetworkImpor
 	var out wire.NetworkImported
 	_, err := c.do(ctx, request{method: "POST", path: "/api/v1/networks/import", body: in, progress: progress}, &out)
 	return out, err
+}
+
+// SessionQuery filters ListSessions; zero fields do not filter.
+type SessionQuery struct {
+	Network   string
+	PublicKey *wirefleet.Key
+	// State is "open", "closed" or "".
+	State string
+	// Protocol is "wireguard", "openvpn" or "".
+	Protocol string
+	// Since keeps sessions active at or after it.
+	Since time.Time
+	Limit int
+}
+
+// ListSessions returns the sessions the caller may see, newest first.
+func (c *Client) ListSessions(ctx context.Context, q SessionQuery) ([]wire.Session, error) {
+	v := url.Values{}
+	if q.Network != "" {
+		v.Set("network", q.Network)
+	}
+	if q.PublicKey != nil {
+		v.Set("public_key", q.PublicKey.String())
+	}
+	if q.State != "" {
+		v.Set("state", q.State)
+	}
+	if q.Protocol != "" {
+		v.Set("protocol", q.Protocol)
+	}
+	if !q.Since.IsZero() {
+		v.Set("since", q.Since.UTC().Format(time.RFC3339))
+	}
+	if q.Limit > 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	var out wire.SessionList
+	_, err := c.do(ctx, request{method: "GET", path: "/api/v1/sessions", query: v}, &out)
+	return out.Sessions, err
 }
