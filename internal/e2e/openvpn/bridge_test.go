@@ -79,8 +79,8 @@ type client struct {
 
 // startClient connects a client with certificate CN cn to s, from a new namespace
 // linked to the server's. --remap-usr1 SIGTERM: a killed client exits instead of coming
-// back, so a disconnect stays visible.
-func (b *bench) startClient(cn string, s *server) *client {
+// back, so a disconnect stays visible. extra are more openvpn options.
+func (b *bench) startClient(cn string, s *server, extra ...string) *client {
 	b.t.Helper()
 	b.links++
 	n := 4 * b.links
@@ -89,10 +89,11 @@ func (b *bench) startClient(cn string, s *server) *client {
 	testenv.Link(b.t, b.srv, srvAddr+"/30", c.ns, fmt.Sprintf("192.0.2.%d/30", n+2))
 	file := fmt.Sprintf("client%d", b.links)
 	cert, key := b.pki.issue(b.t, file, cn, false)
-	c.proc = e2e.Start(b.t, c.ns, nil, "openvpn", "--client", "--dev", "tun", "--proto", "udp",
+	args := []string{"--client", "--dev", "tun", "--proto", "udp",
 		"--remote", srvAddr, strconv.Itoa(s.port), "--nobind", "--remote-cert-tls", "server",
 		"--ca", b.pki.path("ca.crt"), "--cert", cert, "--key", key,
-		"--remap-usr1", "SIGTERM", "--verb", "3")
+		"--remap-usr1", "SIGTERM", "--verb", "3"}
+	c.proc = e2e.Start(b.t, c.ns, nil, "openvpn", append(args, extra...)...)
 	return c
 }
 
