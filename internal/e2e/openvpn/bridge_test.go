@@ -300,6 +300,21 @@ wirefleet_openvpn_up{process="udp"} 1
 		}
 	})
 
+	t.Run("standalone /metrics and health next to the vpn-daemon API", func(t *testing.T) {
+		code, body, _ := gw.request(t, "GET", "/metrics", "")
+		for _, want := range []string{`wirefleet_openvpn_clients{process="udp"} 2`, `wirefleet_openvpn_clients{process="alt"} 2`,
+			`wirefleet_openvpn_up{process="hung"} 0`, `wirefleet_openvpn_up{process="stopped"} 0`} {
+			if code != 200 || !strings.Contains(body, want) {
+				t.Errorf("gateway /metrics: %d, lacks %q", code, want)
+			}
+		}
+		for _, p := range []string{"/healthz", "/readyz"} {
+			if code, body, _ := gw.request(t, "GET", p, ""); code != 200 {
+				t.Errorf("%s: %d %s", p, code, body)
+			}
+		}
+	})
+
 	t.Run("disconnect_client kills the CN on every process", func(t *testing.T) {
 		code, body, _ := gw.request(t, "POST", "/o/disconnect_client", "common_name="+formEscape(cnShared))
 		if code != 204 {
