@@ -378,6 +378,9 @@ func (p statsPusher) push(ctx context.Context, peers []sessions.PeerStats, ov op
 	for start := 0; start < len(peers) || start == 0; start += statsBatch {
 		end := min(start+statsBatch, len(peers))
 		rep := sessions.Report{Gateway: p.name, Time: now, Peers: peers[start:end]}
+		if rep.Peers == nil {
+			rep.Peers = []sessions.PeerStats{} // "peers" is a required array
+		}
 		if start == 0 && ov.reported {
 			rep.OpenVPN, rep.OpenVPNUnreachable = ov.clients, ov.unreachable
 		}
