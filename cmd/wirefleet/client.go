@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/wirefleet/wirefleet/internal/api/wire"
 	"github.com/wirefleet/wirefleet/internal/qrcode"
+	"github.com/wirefleet/wirefleet/internal/wgquick"
 )
 
 func init() {
@@ -56,6 +58,9 @@ func runClientNew(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
+	if !hasEndpoint(cl.Config) {
+		fmt.Fprintf(stderr, "warning: network %q has no endpoint, so this config has no Endpoint and a phone cannot connect with it: set the network's endpoint (PATCH /api/v1/networks/%s {\"endpoint\":\"HOST\"}) and create the client again\n", pos[0], pos[0])
+	}
 	if *out != "" {
 		if err := os.WriteFile(*out, []byte(cl.Config), 0o600); err != nil {
 			return fmt.Errorf("write the config (the client %s exists now; delete it with 'wirefleet peer remove %s %s' and retry): %w", *name, pos[0], cl.Peer.PublicKey, err)
@@ -76,4 +81,19 @@ func runClientNew(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	fmt.Fprintln(stderr, "the private key is shown only this once: the server does not keep it")
 	return nil
+}
+
+// hasEndpoint reports whether a client config tells the client where the server is. A
+// config the parser refuses is given the benefit of the doubt (no warning).
+func hasEndpoint(conf string) bool {
+	cfg, err := wgquick.Parse(strings.NewReader(conf))
+	if err != nil {
+		return true
+	}
+	for _, p := range cfg.Peers {
+		if p.Endpoint != "" {
+			return true
+		}
+	}
+	return false
 }

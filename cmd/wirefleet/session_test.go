@@ -67,9 +67,17 @@ var (
 	keyC = wirefleet.MustParseKey("TrMvSoP4jYQlY6RIzBgbssQqY3vxI2Pi+y71lOWWXX0=")
 )
 
-// TestSessionList runs `wirefleet session list` against the real API (real SQLite store,
-// real session tracker fed through POST /api/v1/stats by a gateway token).
-func TestSessionList(t *testing.T) {
+// testAPI is the REST API on a real SQLite store with the real session tracker behind
+// its stats and sessions routes, served by httptest.
+type testAPI struct {
+	svc     *control.Service
+	clock   *testClock
+	tracker *sessions.Tracker
+	hs      *httptest.Server
+}
+
+func newTestAPI(t *testing.T) *testAPI {
+	t.Helper()
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "wirefleet.db"), sqlite.Options{Logger: log})
@@ -91,6 +99,15 @@ func TestSessionList(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	return &testAPI{svc: svc, clock: clock, tracker: tracker, hs: hs}
+}
+
+// TestSessionList runs `wirefleet session list` against the real API (real SQLite store,
+// real session tracker fed through POST /api/v1/stats by a gateway token).
+func TestSessionList(t *testing.T) {
+	ctx := context.Background()
+	a := newTestAPI(t)
+	svc, clock, tracker, hs := a.svc, a.clock, a.tracker, a.hs
 	token := func(roles []wirefleet.Role, networks ...string) string {
 		_, s, err := svc.CreateToken(ctx, control.TokenInput{Roles: roles, Networks: networks})
 		if err != nil {

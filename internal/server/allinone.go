@@ -24,6 +24,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -59,8 +60,9 @@ type AllInOne struct {
 	DefaultNetwork string
 	// DefaultPort is the default network's UDP port (default 51820).
 	DefaultPort uint16
-	// DefaultEndpoint is the host clients dial (default: none; set it before exporting
-	// client configs, or the config says Endpoint = <unset>).
+	// DefaultEndpoint is the host clients dial. Empty: the host's primary address (the
+	// source address of its route to the internet) or else its name, logged with the
+	// reason (endpoint.go).
 	DefaultEndpoint string
 	// GatewayBackend is the local gateway's WireGuard backend (default auto).
 	GatewayBackend string
@@ -85,6 +87,8 @@ type AllInOne struct {
 	Out io.Writer
 	// OpenDevice replaces wgdev/auto for the local gateway (tests).
 	OpenDevice func(ctx context.Context, c auto.Config) (wgdev.Device, error)
+	// probe replaces the system's route lookups and host name (tests).
+	probe *endpointProbe
 }
 
 // managedSide is what the control plane adds to the REST API for gateways.
@@ -201,6 +205,9 @@ func (m *managedSide) bootstrap(ctx context.Context) error {
 		if !in.IPv6.IsValid() {
 			in.IPv6 = randomULA64()
 		}
+		if in.Endpoint == "" {
+			in.Endpoint = m.defaultEndpoint(ctx)
+		}
 		n, err := m.svc.CreateNetwork(ctx, in)
 		if err != nil {
 			return fmt.Errorf("create the default network: %w", err)
@@ -213,10 +220,35 @@ func (m *managedSide) bootstrap(ctx context.Context) error {
 		if out == nil {
 			out = os.Stdout
 		}
-		fmt.Fprintf(out, "Created network %q (%s, %s, port %d).\nAdmin token (shown once, keep it): %s\n", n.Name, n.IPv4, n.IPv6, n.ListenPort, secret)
+		dial := "none: client configs lack an Endpoint until the network has one"
+		if n.Endpoint != "" {
+			dial = net.JoinHostPort(n.Endpoint, strconv.Itoa(int(n.ListenPort)))
+		}
+		fmt.Fprintf(out, "Created network %q (%s, %s, port %d; clients dial %s).\nAdmin token (shown once, keep it): %s\n", n.Name, n.IPv4, n.IPv6, n.ListenPort, dial, secret)
 		m.log.Info("first run: created the default network and an admin token (printed on stdout)", "network", n.Name, "ipv4", n.IPv4, "ipv6", n.IPv6)
 	}
 	return m.localToken(ctx)
+}
+
+// defaultEndpoint picks the default network's endpoint when -default-endpoint is not
+// given, so that the first client config works from a phone; it logs what and why.
+func (m *managedSide) defaultEndpoint(ctx context.Context) string {
+	p := systemProbe()
+	if m.cfg.AllInOne.probe != nil {
+		p = *m.cfg.AllInOne.probe
+	}
+	host, why := p.choose(ctx)
+	if host != "" {
+		if err := wirefleet.ValidateEndpointHost(host); err != nil {
+			host, why = "", fmt.Sprintf("%s, but %v", why, err)
+		}
+	}
+	if host == "" {
+		m.log.Warn("first run: no -default-endpoint and no usable address or host name: the default network has no endpoint, so client configs will lack one until it is set (PATCH /api/v1/networks/{network} with {\"endpoint\": HOST})", "why", why)
+		return ""
+	}
+	m.log.Info("first run: no -default-endpoint given; clients will dial this host (give -default-endpoint to choose another)", "endpoint", host, "why", why)
+	return host
 }
 
 // localToken loads or creates the local gateway's token (role gateway, all networks).

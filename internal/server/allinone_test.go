@@ -64,6 +64,7 @@ func startAllInOne(t *testing.T, dir string, devs *memDevices) *allInOne {
 			DefaultIPv4: netip.MustParsePrefix("198.18.44.1/24"), DefaultIPv6: netip.MustParsePrefix("fd00:44::1/64"),
 			StatsInterval: 50 * time.Millisecond, DriftInterval: time.Hour, SessionInactivity: time.Minute,
 			Heartbeat: 100 * time.Millisecond, Out: s.out, OpenDevice: devs.open,
+			probe: fixedProbe("203.0.113.80", "", "vpn1", nil),
 		}}
 	go func() { s.done <- Run(ctx, cfg) }()
 	re := regexp.MustCompile(`control plane listening" addr=(\S+)`)
@@ -147,6 +148,14 @@ func TestAllInOneFirstRunLocalGatewaySessions(t *testing.T) {
 	admin := m[1]
 	if strings.Contains(s.logs.String(), admin) {
 		t.Error("the admin token is in the log")
+	}
+	// No -default-endpoint: the host's primary address, said on stdout and in the log.
+	if !strings.Contains(s.out.String(), "clients dial 203.0.113.80:51820") || !strings.Contains(s.logs.String(), "why=\"the source address of this host's IPv4 route to the internet (public)\"") {
+		t.Errorf("first run did not pick and explain the endpoint:\n%s\n%s", s.out.String(), s.logs.String())
+	}
+	var def struct{ Endpoint string }
+	if code, body := s.do("GET", "/api/v1/networks/default", admin, nil); code != 200 || json.Unmarshal(body, &def) != nil || def.Endpoint != "203.0.113.80" {
+		t.Errorf("default network: %d %s", code, body)
 	}
 	waitFor(t, "the default network's device", func() bool { return devs.get(gateway.InterfaceName(DefaultNetworkName)) != nil })
 	info, _ := devs.get(gateway.InterfaceName(DefaultNetworkName)).Info(context.Background())
