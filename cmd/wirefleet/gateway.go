@@ -32,7 +32,7 @@ func runGateway(ctx context.Context, args []string, _, stderr io.Writer) error {
 	fs.Var(&managed, "wg-managed-prefix", "with -wg-backend attach: manage only peers whose allowed IPs lie in this `CIDR`\n(repeatable; default: every peer, as vpn-daemon)")
 	stateDir := fs.String("state-dir", def.StateDir, "directory for the device's private key (created 0700)")
 	maint := fs.String("maintenance-file", def.MaintenanceFile, "/i/node reports maintenance_mode while this file exists")
-	ovpnDir := fs.String("openvpn-socket-dir", def.OpenVPNSocketDir, "directory of the OpenVPN management sockets (*.sock); managed mode reports their clients\nwith the statistics (\"\": no OpenVPN)")
+	ovpnDir := fs.String("openvpn-socket-dir", def.OpenVPNSocketDir, "directory of the OpenVPN management sockets (*.sock); managed mode reports their clients\nwith the statistics (\"\" turns that off)")
 	mgd := addManagedGatewayFlags(fs) // -control URL -token T -network NAME… (managed.go)
 	if err := parseFlags(fs, args); err != nil {
 		return err
