@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"gopkg.in/yaml.v3"
 
 	"github.com/wirefleet/wirefleet"
 	"github.com/wirefleet/wirefleet/internal/control"
@@ -205,6 +206,50 @@ func TestManagedRoutesNotServed(t *testing.T) {
 			srv.ServeHTTP(w, r)
 			if w.Code != tc.want || w.Header().Get("Content-Type") != "application/problem+json" {
 				t.Errorf("%s: %d %s, want %d problem+json", path, w.Code, w.Body, tc.want)
+			}
+		}
+	}
+}
+
+// TestOpenAPIManagedSchemas: what the snapshot and session routes serve uses only
+// documented properties and has every required one (optional members depend on the
+// protocol and the caller, so a served object may have fewer).
+func TestOpenAPIManagedSchemas(t *testing.T) {
+	var doc struct {
+		Components struct {
+			Schemas map[string]struct {
+				Required   []string       `yaml:"required"`
+				Properties map[string]any `yaml:"properties"`
+			} `yaml:"schemas"`
+		} `yaml:"components"`
+	}
+	if err := yaml.Unmarshal(openapiYAML, &doc); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, Config{})
+	p := e.peer(e.network().Name)
+	stats := func(rx int) map[string]any {
+		return map[string]any{"gateway": "gw1", "peers": []any{map[string]any{"network": p.Network, "public_key": p.PublicKey, "last_handshake": e.clock.Now(), "rx_bytes": rx, "tx_bytes": rx}}}
+	}
+	e.do("POST", "/api/v1/stats", e.admin, stats(1)).want(t, 204, nil)
+	e.do("POST", "/api/v1/stats", e.admin, stats(2)).want(t, 204, nil)
+	var snap, list map[string]any
+	e.do("GET", "/api/v1/replication/snapshot", e.admin, nil).want(t, 200, &snap)
+	e.do("GET", "/api/v1/sessions", e.admin, nil).want(t, 200, &list)
+	sessions, _ := list["sessions"].([]any)
+	if len(sessions) != 1 {
+		t.Fatalf("sessions: %v", list)
+	}
+	for name, obj := range map[string]map[string]any{"Snapshot": snap, "Session": sessions[0].(map[string]any)} {
+		s := doc.Components.Schemas[name]
+		for k := range obj {
+			if _, ok := s.Properties[k]; !ok {
+				t.Errorf("%s: served %q is not documented", name, k)
+			}
+		}
+		for _, r := range s.Required {
+			if _, ok := obj[r]; !ok {
+				t.Errorf("%s: required %q not served", name, r)
 			}
 		}
 	}
