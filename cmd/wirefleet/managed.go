@@ -93,7 +93,7 @@ func addAllInOneFlags(fs *flag.FlagSet) *allInOneFlags {
 		ipv4:       fs.String("default-ipv4", envDefault("WIREFLEET_DEFAULT_IPV4", ""), "first run: the default network's IPv4 address/prefix (default: a random 100.64.x.1/24)\n[WIREFLEET_DEFAULT_IPV4]"),
 		ipv6:       fs.String("default-ipv6", envDefault("WIREFLEET_DEFAULT_IPV6", ""), "first run: the default network's IPv6 address/prefix (default: a random ULA fdxx::1/64)\n[WIREFLEET_DEFAULT_IPV6]"),
 		port:       fs.Uint("default-port", wirefleet.DefaultListenPort, "first run: the default network's UDP port"),
-		endpoint:   fs.String("default-endpoint", envDefault("WIREFLEET_ENDPOINT", ""), "first run: the host name clients dial [WIREFLEET_ENDPOINT]"),
+		endpoint:   fs.String("default-endpoint", envDefault("WIREFLEET_ENDPOINT", ""), "first run: the host name clients dial (default: this host's primary address,\nlogged with the reason) [WIREFLEET_ENDPOINT]"),
 		backend:    fs.String("wg-backend", "auto", "local gateway's WireGuard backend: auto, kernel, userspace"),
 		gwListen:   fs.String("gateway-listen", "", "serve the local gateway's /metrics on this host:port (default: not served)"),
 		drift:      fs.Duration("drift-interval", gateway.DefaultDriftInterval, "local gateway: period of the drift check"),
