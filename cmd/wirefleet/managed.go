@@ -79,12 +79,12 @@ func (m *managedGatewayFlags) run(ctx context.Context, backend, device, stateDir
 }
 
 type allInOneFlags struct {
-	name, ipv4, ipv6, endpoint, backend, gwListen, events, webhook *string
-	port                                                           *uint
-	drift, stats, inactivity                                       *time.Duration
-	endpoints                                                      *bool
-	keepOps                                                        *uint64
-	keepAge                                                        *time.Duration
+	name, ipv4, ipv6, endpoint, backend, gwListen, ovpnDir, events, webhook *string
+	port                                                                    *uint
+	drift, stats, inactivity                                                *time.Duration
+	endpoints                                                               *bool
+	keepOps                                                                 *uint64
+	keepAge                                                                 *time.Duration
 }
 
 func addAllInOneFlags(fs *flag.FlagSet) *allInOneFlags {
@@ -95,6 +95,7 @@ func addAllInOneFlags(fs *flag.FlagSet) *allInOneFlags {
 		port:       fs.Uint("default-port", wirefleet.DefaultListenPort, "first run: the default network's UDP port"),
 		endpoint:   fs.String("default-endpoint", envDefault("WIREFLEET_ENDPOINT", ""), "first run: the host name clients dial (default: this host's primary address,\nlogged with the reason) [WIREFLEET_ENDPOINT]"),
 		backend:    fs.String("wg-backend", "auto", "local gateway's WireGuard backend: auto, kernel, userspace"),
+		ovpnDir:    fs.String("openvpn-socket-dir", gateway.DefaultOpenVPNSocketDir, "local gateway: report the clients of the OpenVPN servers whose management sockets are in this `directory` as sessions (\"\": off)"),
 		gwListen:   fs.String("gateway-listen", "", "serve the local gateway's /metrics on this host:port (default: not served)"),
 		drift:      fs.Duration("drift-interval", gateway.DefaultDriftInterval, "local gateway: period of the drift check"),
 		stats:      fs.Duration("stats-interval", gateway.DefaultStatsInterval, "local gateway: period of the statistics push"),
@@ -110,7 +111,7 @@ func addAllInOneFlags(fs *flag.FlagSet) *allInOneFlags {
 func (a *allInOneFlags) config() (server.AllInOne, error) {
 	c := server.AllInOne{
 		DefaultNetwork: *a.name, DefaultPort: uint16(*a.port), DefaultEndpoint: *a.endpoint, GatewayBackend: *a.backend,
-		GatewayListen: *a.gwListen, DriftInterval: *a.drift, StatsInterval: *a.stats,
+		GatewayListen: *a.gwListen, GatewayOpenVPNSocketDir: *a.ovpnDir, DriftInterval: *a.drift, StatsInterval: *a.stats,
 		SessionInactivity: *a.inactivity, SessionEndpoints: *a.endpoints,
 		SessionEventsFile: *a.events, SessionWebhook: *a.webhook,
 		LogKeepOps: *a.keepOps, LogKeepAge: *a.keepAge,

@@ -69,6 +69,10 @@ type AllInOne struct {
 	// GatewayListen serves the local gateway's /metrics; "" means not served (the
 	// gateway's metrics are then only in its log).
 	GatewayListen string
+	// GatewayOpenVPNSocketDir is where the node's OpenVPN servers keep their management
+	// sockets: their clients become sessions (protocol openvpn) like remote gateways'
+	// ones. "" turns the bridge off.
+	GatewayOpenVPNSocketDir string
 	// DriftInterval and StatsInterval of the local gateway (defaults 60 s and 30 s).
 	DriftInterval, StatsInterval time.Duration
 	// SessionInactivity closes sessions (default 600 s); SessionEndpoints keeps endpoint
@@ -303,17 +307,18 @@ func (m *managedSide) startGateway(ctx context.Context, addr net.Addr, tlsOn boo
 		backend = "auto"
 	}
 	g := gateway.Managed{
-		ControlURL:    scheme + "://" + net.JoinHostPort(host, port),
-		Token:         m.gwToken,
-		Backend:       backend,
-		StateDir:      filepath.Join(m.cfg.DataDir, "gateway"),
-		Listen:        a.GatewayListen,
-		DriftInterval: a.DriftInterval,
-		StatsInterval: a.StatsInterval,
-		Name:          "local",
-		Logger:        m.log.With("component", "local-gateway"),
-		OpenDevice:    a.OpenDevice,
-		Client:        client,
+		ControlURL:       scheme + "://" + net.JoinHostPort(host, port),
+		Token:            m.gwToken,
+		Backend:          backend,
+		StateDir:         filepath.Join(m.cfg.DataDir, "gateway"),
+		Listen:           a.GatewayListen,
+		OpenVPNSocketDir: a.GatewayOpenVPNSocketDir,
+		DriftInterval:    a.DriftInterval,
+		StatsInterval:    a.StatsInterval,
+		Name:             "local",
+		Logger:           m.log.With("component", "local-gateway"),
+		OpenDevice:       a.OpenDevice,
+		Client:           client,
 	}
 	m.wg.Add(1)
 	go func() {
