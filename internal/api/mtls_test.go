@@ -1,78 +1,34 @@
 package api
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"testing"
-	"time"
 
 	"github.com/wirefleet/wirefleet"
+	"github.com/wirefleet/wirefleet/internal/testenv"
 )
 
-// testCA issues client certificates for the mTLS tests.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-}
-
-func newTestCA(t *testing.T, name string) *testCA {
+// clientCert issues a client certificate for cn from ca, in the form tls.Config takes.
+func clientCert(t *testing.T, ca *testenv.CA, cn string) tls.Certificate {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	return &testCA{cert: cert, key: key}
-}
-
-func (ca *testCA) client(t *testing.T, cn string) tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, KeyUsage: x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	return ca.Issue(t, testenv.Leaf{CN: cn, EKU: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}).TLS
 }
 
 // TestMTLS: a verified client certificate authenticates with the roles of its CN, for every
 // route and role; an unmapped CN is forbidden; a token still wins over a certificate.
 func TestMTLS(t *testing.T) {
-	ca := newTestCA(t, "wirefleet test client CA")
+	ca := testenv.NewCA(t, "wirefleet test client CA")
 	cnRoles := CNRoles{}
 	for _, r := range wirefleet.Roles {
 		cnRoles["cn-"+string(r)] = []wirefleet.Role{r}
 	}
 	e := newEnv(t, Config{CNRoles: cnRoles})
 	e.endStreams()
-	pool := x509.NewCertPool()
-	pool.AddCert(ca.cert)
 	hs := httptest.NewUnstartedServer(e.srv)
-	hs.TLS = &tls.Config{ClientCAs: pool, ClientAuth: tls.VerifyClientCertIfGiven}
+	hs.TLS = &tls.Config{ClientCAs: ca.Pool(), ClientAuth: tls.VerifyClientCertIfGiven}
 	hs.StartTLS()
 	t.Cleanup(hs.Close)
 	clientFor := func(cert *tls.Certificate) *http.Client {
@@ -86,7 +42,7 @@ func TestMTLS(t *testing.T) {
 	e.http = hs // e.do now goes through TLS
 
 	for _, role := range wirefleet.Roles {
-		cert := ca.client(t, "cn-"+string(role))
+		cert := clientCert(t, ca, "cn-"+string(role))
 		client := clientFor(&cert)
 		for _, rt := range e.srv.routes {
 			if rt.perm == permPublic {
@@ -103,20 +59,20 @@ func TestMTLS(t *testing.T) {
 			}
 		}
 	}
-	stranger := ca.client(t, "stranger")
+	stranger := clientCert(t, ca, "stranger")
 	if r := doWith(t, clientFor(&stranger), e, "GET", "/api/v1/networks", "", nil); r.status != 403 {
 		t.Errorf("unmapped CN: %d, want 403", r.status)
 	}
 	if r := doWith(t, clientFor(nil), e, "GET", "/api/v1/networks", "", nil); r.status != 401 {
 		t.Errorf("no certificate: %d, want 401", r.status)
 	}
-	viewer := ca.client(t, "cn-viewer")
+	viewer := clientCert(t, ca, "cn-viewer")
 	if r := doWith(t, clientFor(&viewer), e, "GET", "/api/v1/tokens", e.admin, nil); r.status != 200 {
 		t.Errorf("admin token with viewer cert: %d, want 200 (token wins)", r.status)
 	}
 	// A certificate from another CA never authenticates (Go's client does not even offer it
 	// to a server that names its CAs; others fail the handshake).
-	other := newTestCA(t, "other").client(t, "cn-admin")
+	other := clientCert(t, testenv.NewCA(t, "other"), "cn-admin")
 	if resp, err := clientFor(&other).Get(hs.URL + "/api/v1/networks"); err == nil {
 		resp.Body.Close()
 		if resp.StatusCode != 401 {
