@@ -44,9 +44,7 @@ type bench struct {
 }
 
 func newBench(t *testing.T) *bench {
-	b := &bench{t: t, pki: newPKI(t), srv: testenv.NewNetNS(t, "ovs"), sockDir: t.TempDir()}
-	b.pki.issue(t, "server", "server", true)
-	return b
+	return &bench{t: t, pki: newPKI(t), srv: testenv.NewNetNS(t, "ovs"), sockDir: t.TempDir()}
 }
 
 // startServer runs `openvpn --server` in the server namespace with its management
@@ -88,7 +86,7 @@ func (b *bench) startClient(cn string, s *server, extra ...string) *client {
 	srvAddr := fmt.Sprintf("192.0.2.%d", n+1)
 	testenv.Link(b.t, b.srv, srvAddr+"/30", c.ns, fmt.Sprintf("192.0.2.%d/30", n+2))
 	file := fmt.Sprintf("client%d", b.links)
-	cert, key := b.pki.issue(b.t, file, cn, false)
+	cert, key := b.pki.client(b.t, file, cn)
 	args := []string{"--client", "--dev", "tun", "--proto", "udp",
 		"--remote", srvAddr, strconv.Itoa(s.port), "--nobind", "--remote-cert-tls", "server",
 		"--ca", b.pki.path("ca.crt"), "--cert", cert, "--key", key,
