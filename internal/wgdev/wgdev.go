@@ -17,8 +17,8 @@
 //   - wgdevtest: the in-memory fake, the conformance suite, and a stock wireguard-go
 //     launcher for tests.
 //
-// This package also holds what every backend checks the same way: ValidatePeers, and
-// Ownership (which peers an attached process may touch).
+// This package also holds what every backend checks the same way: ValidatePeers,
+// Interface.Validate, and Ownership (which peers an attached process may touch).
 package wgdev
 
 import (
@@ -56,6 +56,18 @@ type Interface struct {
 	// stale ones are removed). Attached devices ignore it: their addresses are not ours.
 	Addresses []netip.Prefix
 	MTU       int // 0: unchanged
+}
+
+// Validate checks the ranges every backend that changes port and MTU enforces (attach
+// changes neither, so it does not call it).
+func (i Interface) Validate() error {
+	if i.ListenPort != nil && (*i.ListenPort < 0 || *i.ListenPort > 65535) {
+		return wirefleet.Errorf(wirefleet.KindInvalid, "listen port %d is outside 0..65535", *i.ListenPort)
+	}
+	if i.MTU < 0 || i.MTU > 65535 {
+		return wirefleet.Errorf(wirefleet.KindInvalid, "MTU %d is outside 1..65535", i.MTU)
+	}
+	return nil
 }
 
 // Info describes the device as it is.

@@ -33,19 +33,15 @@ type Config struct {
 	Logger          *slog.Logger
 }
 
-// Device is an attached interface. It implements wgdev.Device.
+// Device is an attached interface. It implements wgdev.Device; ctrl.Base gives it
+// ApplyPeers, Peers, Info and Close. ApplyPeers refuses a peer with an allowed IP outside
+// the managed prefixes (KindInvalid) and a key held by a peer that is not ours
+// (KindConflict); removing a key that is not ours is a no-op. Peers lists only the managed
+// peers. Close detaches: the interface and all its peers stay.
 type Device struct {
-	name    string
-	log     *slog.Logger
-	created time.Time
-	owned   wgdev.Ownership
-
-	mu     sync.Mutex // guards closed and the handles against Close
-	closed bool
-	nl     *netlink.Handle
-	wg     *wgctrl.Client
-	link   *link.Link
-	peers  *ctrl.Peers
+	ctrl.Base
+	log    *slog.Logger
+	owned  wgdev.Ownership
 	warned sync.Once
 }
 
@@ -66,7 +62,7 @@ func Open(ctx context.Context, cfg Config) (_ *Device, err error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	d := &Device{name: cfg.Name, owned: owned, created: time.Now(),
+	d := &Device{Base: ctrl.Base{Name: cfg.Name, Backend: Backend, Created: time.Now()}, owned: owned,
 		log: cfg.Logger.With("device", cfg.Name, "backend", Backend)}
 	defer func() {
 		if err != nil {
@@ -78,11 +74,11 @@ func Open(ctx context.Context, cfg Config) (_ *Device, err error) {
 		if err != nil {
 			return fmt.Errorf("open netlink: %w", err)
 		}
-		d.nl = h
-		if d.link, err = link.Open(h, cfg.Name); err != nil {
+		d.NL = h
+		if d.Link, err = link.Open(h, cfg.Name); err != nil {
 			return wirefleet.Errorf(wirefleet.KindNotFound, "attach: interface %s not found: attach manages peers on an existing WireGuard interface, so bring it up first (wg-quick up %s) or use -wg-backend auto", cfg.Name, cfg.Name)
 		}
-		if d.wg, err = wgctrl.New(); err != nil {
+		if d.WG, err = wgctrl.New(); err != nil {
 			return fmt.Errorf("open wgctrl: %w", err)
 		}
 		return nil
@@ -90,23 +86,11 @@ func Open(ctx context.Context, cfg Config) (_ *Device, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if d.peers, err = ctrl.New(d.wg, cfg.Name, ctrl.Options{Owned: owned}); err != nil {
+	if d.Ctrl, err = ctrl.New(d.WG, cfg.Name, ctrl.Options{Owned: owned}); err != nil {
 		return nil, wirefleet.Errorf(wirefleet.KindUnavailable, "attach: %s is not a WireGuard interface wgctrl can drive (kernel link or UAPI socket): %v", cfg.Name, err)
 	}
-	d.log.Info("attached to existing WireGuard interface", "managed_prefixes", owned.String(), "type", d.peers.DeviceType().String())
+	d.log.Info("attached to existing WireGuard interface", "managed_prefixes", owned.String(), "type", d.Ctrl.DeviceType().String())
 	return d, nil
-}
-
-// ApplyPeers implements wgdev.Device. A peer with an allowed IP outside the managed
-// prefixes is refused (KindInvalid); so is a key held by a peer that is not ours
-// (KindConflict). Removing a key that is not ours is a no-op.
-func (d *Device) ApplyPeers(ctx context.Context, upsert []wgdev.Peer, remove []wirefleet.Key) error {
-	return d.peers.Apply(ctx, upsert, remove)
-}
-
-// Peers implements wgdev.Device: only the managed peers.
-func (d *Device) Peers(ctx context.Context) ([]wgdev.PeerStatus, error) {
-	return d.peers.Read(ctx)
 }
 
 // Configure implements wgdev.Device by changing nothing: the interface's key, port,
@@ -118,43 +102,4 @@ func (d *Device) Configure(ctx context.Context, cfg wgdev.Interface) error {
 		})
 	}
 	return ctx.Err()
-}
-
-// Info implements wgdev.Device.
-func (d *Device) Info(ctx context.Context) (wgdev.Info, error) {
-	if err := ctx.Err(); err != nil {
-		return wgdev.Info{}, err
-	}
-	pub, port, err := d.peers.Interface()
-	if err != nil {
-		return wgdev.Info{}, err
-	}
-	addrs, err := d.link.Addresses()
-	if err != nil {
-		return wgdev.Info{}, err
-	}
-	mtu, err := d.link.MTU()
-	if err != nil {
-		return wgdev.Info{}, err
-	}
-	return wgdev.Info{Name: d.name, Backend: Backend, Index: d.link.Index, PublicKey: pub, ListenPort: port,
-		Addresses: addrs, MTU: mtu, Created: d.created}, nil
-}
-
-// Close detaches; the interface and all its peers stay.
-func (d *Device) Close() error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.closed {
-		return nil
-	}
-	d.closed = true
-	var err error
-	if d.wg != nil {
-		err = d.wg.Close()
-	}
-	if d.nl != nil {
-		d.nl.Close()
-	}
-	return err
 }

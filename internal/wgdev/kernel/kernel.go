@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"sync"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -46,19 +45,13 @@ type Config struct {
 	Logger     *slog.Logger
 }
 
-// Device is a kernel WireGuard link. It implements wgdev.Device.
+// Device is a kernel WireGuard link. It implements wgdev.Device; ctrl.Base gives it
+// ApplyPeers, Peers, Info and Close. Close releases the netlink handles: the link and its
+// peers stay, and a restarted gateway adopts them.
 type Device struct {
-	name    string
-	netns   string
-	log     *slog.Logger
-	created time.Time
-
-	mu     sync.Mutex // guards the handles below against Close
-	closed bool
-	nl     *netlink.Handle
-	wg     *wgctrl.Client
-	link   *link.Link
-	peers  *ctrl.Peers
+	ctrl.Base
+	netns string
+	log   *slog.Logger
 }
 
 var _ wgdev.Device = (*Device)(nil)
@@ -83,7 +76,8 @@ func open(ctx context.Context, cfg Config, opt openOptions) (_ *Device, err erro
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	d := &Device{name: cfg.Name, netns: cfg.NetNS, log: cfg.Logger.With("device", cfg.Name, "backend", Backend)}
+	d := &Device{Base: ctrl.Base{Name: cfg.Name, Backend: Backend}, netns: cfg.NetNS,
+		log: cfg.Logger.With("device", cfg.Name, "backend", Backend)}
 	defer func() {
 		if err != nil {
 			d.Close()
@@ -95,7 +89,7 @@ func open(ctx context.Context, cfg Config, opt openOptions) (_ *Device, err erro
 		if err != nil {
 			return fmt.Errorf("open netlink: %w", err)
 		}
-		d.nl = h
+		d.NL = h
 		existing, err := h.LinkByName(cfg.Name)
 		switch {
 		case err == nil && existing.Type() != "wireguard" && !opt.anyType:
@@ -118,11 +112,11 @@ func open(ctx context.Context, cfg Config, opt openOptions) (_ *Device, err erro
 			}
 			created = true
 		}
-		if d.link, err = link.Open(h, cfg.Name); err != nil {
+		if d.Link, err = link.Open(h, cfg.Name); err != nil {
 			return err
 		}
 		// wgctrl's generic netlink socket must live in the link's namespace.
-		if d.wg, err = wgctrl.New(); err != nil {
+		if d.WG, err = wgctrl.New(); err != nil {
 			return fmt.Errorf("open wgctrl: %w", err)
 		}
 		return nil
@@ -132,8 +126,8 @@ func open(ctx context.Context, cfg Config, opt openOptions) (_ *Device, err erro
 	}
 	// For an adopted link the peer state is older, but by how much netlink cannot say:
 	// now is the safe bound (node_uptime must not exceed the age of the peer state).
-	d.created = time.Now()
-	if d.peers, err = ctrl.New(d.wg, cfg.Name, opt.ctrl); err != nil {
+	d.Created = time.Now()
+	if d.Ctrl, err = ctrl.New(d.WG, cfg.Name, opt.ctrl); err != nil {
 		if created {
 			d.deleteLink()
 		}
@@ -152,7 +146,7 @@ func open(ctx context.Context, cfg Config, opt openOptions) (_ *Device, err erro
 		}
 		return nil, err
 	}
-	if err := link.InNetNS(cfg.NetNS, d.link.Up); err != nil {
+	if err := link.InNetNS(cfg.NetNS, d.Link.Up); err != nil {
 		return nil, err
 	}
 	d.log.Info("kernel WireGuard device ready", "created", created)
@@ -160,19 +154,9 @@ func open(ctx context.Context, cfg Config, opt openOptions) (_ *Device, err erro
 }
 
 func (d *Device) deleteLink() {
-	if nl, err := d.nl.LinkByIndex(d.link.Index); err == nil {
-		d.nl.LinkDel(nl)
+	if nl, err := d.NL.LinkByIndex(d.Link.Index); err == nil {
+		d.NL.LinkDel(nl)
 	}
-}
-
-// ApplyPeers implements wgdev.Device.
-func (d *Device) ApplyPeers(ctx context.Context, upsert []wgdev.Peer, remove []wirefleet.Key) error {
-	return d.peers.Apply(ctx, upsert, remove)
-}
-
-// Peers implements wgdev.Device.
-func (d *Device) Peers(ctx context.Context) ([]wgdev.PeerStatus, error) {
-	return d.peers.Read(ctx)
 }
 
 // Configure implements wgdev.Device, in place: wgctrl for key and port, netlink for
@@ -181,76 +165,33 @@ func (d *Device) Configure(ctx context.Context, cfg wgdev.Interface) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if cfg.ListenPort != nil && (*cfg.ListenPort < 0 || *cfg.ListenPort > 65535) {
-		return wirefleet.Errorf(wirefleet.KindInvalid, "listen port %d is outside 0..65535", *cfg.ListenPort)
+	if err := cfg.Validate(); err != nil {
+		return err
 	}
-	if cfg.MTU < 0 || cfg.MTU > 65535 {
-		return wirefleet.Errorf(wirefleet.KindInvalid, "MTU %d is outside 1..65535", cfg.MTU)
-	}
-	if err := d.peers.Configure(cfg.PrivateKey, cfg.ListenPort); err != nil {
+	if err := d.Ctrl.Configure(cfg.PrivateKey, cfg.ListenPort); err != nil {
 		return err
 	}
 	return link.InNetNS(d.netns, func() error {
 		if cfg.Addresses != nil {
-			if err := d.link.SetAddresses(cfg.Addresses); err != nil {
+			if err := d.Link.SetAddresses(cfg.Addresses); err != nil {
 				return err
 			}
 		}
 		if cfg.MTU != 0 {
-			return d.link.SetMTU(cfg.MTU)
+			return d.Link.SetMTU(cfg.MTU)
 		}
 		return nil
 	})
 }
 
-// Info implements wgdev.Device.
-func (d *Device) Info(ctx context.Context) (wgdev.Info, error) {
-	if err := ctx.Err(); err != nil {
-		return wgdev.Info{}, err
-	}
-	pub, port, err := d.peers.Interface()
-	if err != nil {
-		return wgdev.Info{}, err
-	}
-	addrs, err := d.link.Addresses()
-	if err != nil {
-		return wgdev.Info{}, err
-	}
-	mtu, err := d.link.MTU()
-	if err != nil {
-		return wgdev.Info{}, err
-	}
-	return wgdev.Info{Name: d.name, Backend: Backend, Index: d.link.Index, PublicKey: pub, ListenPort: port,
-		Addresses: addrs, MTU: mtu, Created: d.created}, nil
-}
-
-// Close releases the netlink handles. The link and its peers stay: a restarted gateway
-// adopts them.
-func (d *Device) Close() error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.closed {
-		return nil
-	}
-	d.closed = true
-	var err error
-	if d.wg != nil {
-		err = d.wg.Close()
-	}
-	if d.nl != nil {
-		d.nl.Close()
-	}
-	return err
-}
-
 // Delete removes the link (tests, and `wirefleet gateway --remove-device`-style cleanups).
 func (d *Device) Delete() error {
-	nl, err := d.nl.LinkByIndex(d.link.Index)
+	nl, err := d.NL.LinkByIndex(d.Link.Index)
 	if err != nil {
-		return fmt.Errorf("find %s: %w", d.name, err)
+		return fmt.Errorf("find %s: %w", d.Name, err)
 	}
-	if err := d.nl.LinkDel(nl); err != nil {
-		return fmt.Errorf("delete %s: %w", d.name, err)
+	if err := d.NL.LinkDel(nl); err != nil {
+		return fmt.Errorf("delete %s: %w", d.Name, err)
 	}
 	return nil
 }

@@ -331,11 +331,8 @@ func (d *Device) Configure(ctx context.Context, cfg wgdev.Interface) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if cfg.ListenPort != nil && (*cfg.ListenPort < 0 || *cfg.ListenPort > 65535) {
-		return wirefleet.Errorf(wirefleet.KindInvalid, "listen port %d is outside 0..65535", *cfg.ListenPort)
-	}
-	if cfg.MTU < 0 || cfg.MTU > 65535 {
-		return wirefleet.Errorf(wirefleet.KindInvalid, "MTU %d is outside 1..65535", cfg.MTU)
+	if err := cfg.Validate(); err != nil {
+		return err
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
