@@ -111,6 +111,29 @@ func wantArgs(cmd string, pos []string, names ...string) error {
 	return nil
 }
 
+// positionals parses the flags of cmd wherever they stand and returns its positional
+// arguments, which must be exactly names (usage errors otherwise).
+func positionals(fs *flag.FlagSet, args []string, cmd string, names ...string) ([]string, error) {
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return nil, err
+	}
+	if err := wantArgs(cmd, pos, names...); err != nil {
+		return nil, err
+	}
+	return pos, nil
+}
+
+// parse is positionals for a command that prints a result: it also checks -o. (Commands
+// that only report on stderr, such as delete, ignore -o and do not call it.)
+func (a *apiFlags) parse(fs *flag.FlagSet, args []string, cmd string, names ...string) ([]string, error) {
+	pos, err := positionals(fs, args, cmd, names...)
+	if err != nil {
+		return nil, err
+	}
+	return pos, a.validate()
+}
+
 func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
@@ -118,6 +141,19 @@ func printJSON(w io.Writer, v any) error {
 }
 
 func newTable(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 4, 2, ' ', 0) }
+
+// print writes v as JSON with -o json; otherwise table writes the rows of an aligned table.
+func (a *apiFlags) print(w io.Writer, v any, table func(tw io.Writer)) error {
+	if a.json() {
+		return printJSON(w, v)
+	}
+	tw := newTable(w)
+	table(tw)
+	return tw.Flush()
+}
+
+// row writes one table row: the cells separated by tabs.
+func row(tw io.Writer, cells ...string) { fmt.Fprintln(tw, strings.Join(cells, "\t")) }
 
 // parseExpiry reads --expires: an RFC 3339 time or a duration from now (720h).
 func parseExpiry(s string, now time.Time) (*time.Time, error) {

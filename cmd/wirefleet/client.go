@@ -29,14 +29,8 @@ func runClientNew(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs.Var(&addrs, "address", "static tunnel `address` (repeatable; default: allocated)")
 	noPSK := fs.Bool("no-psk", false, "do not generate a preshared key")
 	expires := fs.String("expires", "", "expiry: RFC 3339 time or duration from now (720h); default never")
-	pos, err := parseInterspersed(fs, args)
+	pos, err := api.parse(fs, args, "client new", "NETWORK")
 	if err != nil {
-		return err
-	}
-	if err := wantArgs("client new", pos, "NETWORK"); err != nil {
-		return err
-	}
-	if err := api.validate(); err != nil {
 		return err
 	}
 	if *name == "" {

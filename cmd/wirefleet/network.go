@@ -34,14 +34,8 @@ func runNetworkCreate(ctx context.Context, args []string, stdout, stderr io.Writ
 	fs.IntVar(&req.MTU, "mtu", 0, "MTU (default 1420)")
 	keepalive := fs.Int("keepalive", -1, "PersistentKeepalive seconds pushed to clients (default 25, 0 disables)")
 	fs.StringVar(&req.Allocation, "allocation", "", "address allocation: sequential (default) or random")
-	pos, err := parseInterspersed(fs, args)
+	pos, err := api.parse(fs, args, "network create", "NAME")
 	if err != nil {
-		return err
-	}
-	if err := wantArgs("network create", pos, "NAME"); err != nil {
-		return err
-	}
-	if err := api.validate(); err != nil {
 		return err
 	}
 	req.Name, req.Routes, req.DNS = pos[0], routes, dns
@@ -66,14 +60,8 @@ func runNetworkCreate(ctx context.Context, args []string, stdout, stderr io.Writ
 func runNetworkList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("network list", "[flags]", stderr)
 	api := addAPIFlags(fs)
-	pos, err := parseInterspersed(fs, args)
+	_, err := api.parse(fs, args, "network list")
 	if err != nil {
-		return err
-	}
-	if err := wantArgs("network list", pos); err != nil {
-		return err
-	}
-	if err := api.validate(); err != nil {
 		return err
 	}
 	c, err := api.client()
@@ -84,16 +72,13 @@ func runNetworkList(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err != nil {
 		return err
 	}
-	if api.json() {
-		return printJSON(stdout, ns)
-	}
-	tw := newTable(stdout)
-	fmt.Fprintln(tw, "NAME\tPORT\tIPV4\tIPV6\tENDPOINT\tPUBLIC KEY")
-	for _, n := range ns {
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", n.Name, n.ListenPort, orDash(n.IPv4.String(), n.IPv4.IsValid()),
-			orDash(n.IPv6.String(), n.IPv6.IsValid()), orDash(n.Endpoint, n.Endpoint != ""), n.PublicKey)
-	}
-	return tw.Flush()
+	return api.print(stdout, ns, func(tw io.Writer) {
+		row(tw, "NAME", "PORT", "IPV4", "IPV6", "ENDPOINT", "PUBLIC KEY")
+		for _, n := range ns {
+			row(tw, n.Name, strconv.Itoa(int(n.ListenPort)), orDash(n.IPv4.String(), n.IPv4.IsValid()),
+				orDash(n.IPv6.String(), n.IPv6.IsValid()), orDash(n.Endpoint, n.Endpoint != ""), n.PublicKey.String())
+		}
+	})
 }
 
 func orDash(s string, ok bool) string {
@@ -106,14 +91,8 @@ func orDash(s string, ok bool) string {
 func runNetworkShow(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("network show", "NAME [flags]", stderr)
 	api := addAPIFlags(fs)
-	pos, err := parseInterspersed(fs, args)
+	pos, err := api.parse(fs, args, "network show", "NAME")
 	if err != nil {
-		return err
-	}
-	if err := wantArgs("network show", pos, "NAME"); err != nil {
-		return err
-	}
-	if err := api.validate(); err != nil {
 		return err
 	}
 	c, err := api.client()
@@ -128,42 +107,35 @@ func runNetworkShow(ctx context.Context, args []string, stdout, stderr io.Writer
 }
 
 func printNetwork(w io.Writer, api *apiFlags, n wirefleet.Network) error {
-	if api.json() {
-		return printJSON(w, n)
-	}
-	tw := newTable(w)
-	row := func(k, v string) { fmt.Fprintf(tw, "%s\t%s\n", k, v) }
-	row("name", n.Name)
-	row("public key", n.PublicKey.String())
-	row("listen port", strconv.Itoa(int(n.ListenPort)))
-	row("ipv4", orDash(n.IPv4.String(), n.IPv4.IsValid()))
-	row("ipv6", orDash(n.IPv6.String(), n.IPv6.IsValid()))
-	row("endpoint", orDash(n.Endpoint, n.Endpoint != ""))
-	var routes []string
-	for _, r := range n.ClientRoutes() {
-		routes = append(routes, r.String())
-	}
-	row("client routes", strings.Join(routes, ", "))
-	var dns []string
-	for _, d := range n.DNS {
-		dns = append(dns, d.String())
-	}
-	row("dns", orDash(strings.Join(dns, ", "), len(dns) > 0))
-	row("mtu", strconv.Itoa(n.MTU))
-	row("keepalive", strconv.Itoa(n.Keepalive)+"s")
-	row("allocation", string(n.Allocation))
-	row("created", n.CreatedAt.UTC().Format("2006-01-02 15:04:05Z"))
-	return tw.Flush()
+	return api.print(w, n, func(tw io.Writer) {
+		row(tw, "name", n.Name)
+		row(tw, "public key", n.PublicKey.String())
+		row(tw, "listen port", strconv.Itoa(int(n.ListenPort)))
+		row(tw, "ipv4", orDash(n.IPv4.String(), n.IPv4.IsValid()))
+		row(tw, "ipv6", orDash(n.IPv6.String(), n.IPv6.IsValid()))
+		row(tw, "endpoint", orDash(n.Endpoint, n.Endpoint != ""))
+		var routes []string
+		for _, r := range n.ClientRoutes() {
+			routes = append(routes, r.String())
+		}
+		row(tw, "client routes", strings.Join(routes, ", "))
+		var dns []string
+		for _, d := range n.DNS {
+			dns = append(dns, d.String())
+		}
+		row(tw, "dns", orDash(strings.Join(dns, ", "), len(dns) > 0))
+		row(tw, "mtu", strconv.Itoa(n.MTU))
+		row(tw, "keepalive", strconv.Itoa(n.Keepalive)+"s")
+		row(tw, "allocation", string(n.Allocation))
+		row(tw, "created", n.CreatedAt.UTC().Format("2006-01-02 15:04:05Z"))
+	})
 }
 
 func runNetworkDelete(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("network delete", "NAME [flags]", stderr)
 	api := addAPIFlags(fs)
-	pos, err := parseInterspersed(fs, args)
+	pos, err := positionals(fs, args, "network delete", "NAME")
 	if err != nil {
-		return err
-	}
-	if err := wantArgs("network delete", pos, "NAME"); err != nil {
 		return err
 	}
 	c, err := api.client()

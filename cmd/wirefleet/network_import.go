@@ -19,14 +19,8 @@ func runNetworkImport(ctx context.Context, args []string, stdout, stderr io.Writ
 	api := addAPIFlags(fs)
 	name := fs.String("name", "", "network name (default: the file name without .conf)")
 	endpoint := fs.String("endpoint", "", "host name or IP address clients dial (a server config does not say)")
-	pos, err := parseInterspersed(fs, args)
+	pos, err := api.parse(fs, args, "network import", "FILE")
 	if err != nil {
-		return err
-	}
-	if err := wantArgs("network import", pos, "FILE"); err != nil {
-		return err
-	}
-	if err := api.validate(); err != nil {
 		return err
 	}
 	file := pos[0]

@@ -32,14 +32,8 @@ func runPeerAdd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	psk := fs.String("psk", "", "preshared key (base64; `wg genpsk`)")
 	expires := fs.String("expires", "", "expiry: RFC 3339 time or duration from now (720h); default never")
 	disabled := fs.Bool("disabled", false, "create the peer disabled")
-	pos, err := parseInterspersed(fs, args)
+	pos, err := api.parse(fs, args, "peer add", "NETWORK")
 	if err != nil {
-		return err
-	}
-	if err := wantArgs("peer add", pos, "NETWORK"); err != nil {
-		return err
-	}
-	if err := api.validate(); err != nil {
 		return err
 	}
 	req := wire.PeerCreate{Name: *name, Addresses: addrs}
@@ -77,14 +71,8 @@ func runPeerList(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	enabled := fs.String("enabled", "", "only enabled (true) or disabled (false) peers")
 	expired := fs.String("expired", "", "only expired (true) or unexpired (false) peers")
 	prefix := fs.String("name-prefix", "", "only peers whose name starts with this")
-	pos, err := parseInterspersed(fs, args)
+	pos, err := api.parse(fs, args, "peer list", "NETWORK")
 	if err != nil {
-		return err
-	}
-	if err := wantArgs("peer list", pos, "NETWORK"); err != nil {
-		return err
-	}
-	if err := api.validate(); err != nil {
 		return err
 	}
 	q := apiclient.PeerQuery{NamePrefix: *prefix, Limit: 1000}
@@ -109,15 +97,12 @@ func runPeerList(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	if api.json() {
-		return printJSON(stdout, ps)
-	}
-	tw := newTable(stdout)
-	fmt.Fprintln(tw, "PUBLIC KEY\tNAME\tADDRESSES\tSTATE\tEXPIRES")
-	for _, p := range ps {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.PublicKey, p.Name, addrList(p.Peer), peerState(p.Peer), fmtTime(p.ExpiresAt))
-	}
-	return tw.Flush()
+	return api.print(stdout, ps, func(tw io.Writer) {
+		row(tw, "PUBLIC KEY", "NAME", "ADDRESSES", "STATE", "EXPIRES")
+		for _, p := range ps {
+			row(tw, p.PublicKey.String(), p.Name, addrList(p.Peer), peerState(p.Peer), fmtTime(p.ExpiresAt))
+		}
+	})
 }
 
 func addrList(p wirefleet.Peer) string {
@@ -140,72 +125,68 @@ func peerState(p wirefleet.Peer) string {
 }
 
 func printPeer(w io.Writer, api *apiFlags, p wire.Peer) error {
-	if api.json() {
-		return printJSON(w, p)
+	return api.print(w, p, func(tw io.Writer) {
+		row(tw, "network", p.Network)
+		row(tw, "public key", p.PublicKey.String())
+		row(tw, "name", p.Name)
+		row(tw, "addresses", addrList(p.Peer))
+		row(tw, "state", peerState(p.Peer))
+		row(tw, "preshared key", strconv.FormatBool(p.HasPresharedKey))
+		row(tw, "expires", fmtTime(p.ExpiresAt))
+		row(tw, "created", p.CreatedAt.UTC().Format(time.RFC3339))
+	})
+}
+
+// peerRef is what "peer show|remove|enable|disable NETWORK PUBLIC_KEY" act on.
+type peerRef struct {
+	api     *apiFlags
+	c       *apiclient.Client
+	network string
+	key     wirefleet.Key
+}
+
+// parsePeerRef parses the flags and arguments of such a command (checking -o when the
+// command prints a peer) and connects to the API.
+func parsePeerRef(cmd string, args []string, stderr io.Writer, prints bool) (peerRef, error) {
+	fs := newFlagSet(cmd, "NETWORK PUBLIC_KEY [flags]", stderr)
+	ref := peerRef{api: addAPIFlags(fs)}
+	parse := positionals
+	if prints {
+		parse = ref.api.parse
 	}
-	tw := newTable(w)
-	row := func(k, v string) { fmt.Fprintf(tw, "%s\t%s\n", k, v) }
-	row("network", p.Network)
-	row("public key", p.PublicKey.String())
-	row("name", p.Name)
-	row("addresses", addrList(p.Peer))
-	row("state", peerState(p.Peer))
-	row("preshared key", strconv.FormatBool(p.HasPresharedKey))
-	row("expires", fmtTime(p.ExpiresAt))
-	row("created", p.CreatedAt.UTC().Format(time.RFC3339))
-	return tw.Flush()
+	pos, err := parse(fs, args, cmd, "NETWORK", "PUBLIC_KEY")
+	if err != nil {
+		return ref, err
+	}
+	ref.network = pos[0]
+	if ref.key, err = parseKeyArg("PUBLIC_KEY", pos[1]); err != nil {
+		return ref, err
+	}
+	ref.c, err = ref.api.client()
+	return ref, err
 }
 
 func runPeerShow(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("peer show", "NETWORK PUBLIC_KEY [flags]", stderr)
-	api := addAPIFlags(fs)
-	pos, err := parseInterspersed(fs, args)
+	ref, err := parsePeerRef("peer show", args, stderr, true)
 	if err != nil {
 		return err
 	}
-	if err := wantArgs("peer show", pos, "NETWORK", "PUBLIC_KEY"); err != nil {
-		return err
-	}
-	if err := api.validate(); err != nil {
-		return err
-	}
-	k, err := parseKeyArg("PUBLIC_KEY", pos[1])
+	p, err := ref.c.GetPeer(ctx, ref.network, ref.key)
 	if err != nil {
 		return err
 	}
-	c, err := api.client()
-	if err != nil {
-		return err
-	}
-	p, err := c.GetPeer(ctx, pos[0], k)
-	if err != nil {
-		return err
-	}
-	return printPeer(stdout, api, p)
+	return printPeer(stdout, ref.api, p)
 }
 
 func runPeerRemove(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("peer remove", "NETWORK PUBLIC_KEY [flags]", stderr)
-	api := addAPIFlags(fs)
-	pos, err := parseInterspersed(fs, args)
+	ref, err := parsePeerRef("peer remove", args, stderr, false)
 	if err != nil {
 		return err
 	}
-	if err := wantArgs("peer remove", pos, "NETWORK", "PUBLIC_KEY"); err != nil {
+	if err := ref.c.DeletePeer(ctx, ref.network, ref.key); err != nil {
 		return err
 	}
-	k, err := parseKeyArg("PUBLIC_KEY", pos[1])
-	if err != nil {
-		return err
-	}
-	c, err := api.client()
-	if err != nil {
-		return err
-	}
-	if err := c.DeletePeer(ctx, pos[0], k); err != nil {
-		return err
-	}
-	fmt.Fprintf(stderr, "peer %s removed from %s\n", k, pos[0])
+	fmt.Fprintf(stderr, "peer %s removed from %s\n", ref.key, ref.network)
 	return nil
 }
 
@@ -215,30 +196,14 @@ func runPeerSetEnabled(enabled bool) func(context.Context, []string, io.Writer, 
 		verb = "enable"
 	}
 	return func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-		fs := newFlagSet("peer "+verb, "NETWORK PUBLIC_KEY [flags]", stderr)
-		api := addAPIFlags(fs)
-		pos, err := parseInterspersed(fs, args)
+		ref, err := parsePeerRef("peer "+verb, args, stderr, true)
 		if err != nil {
 			return err
 		}
-		if err := wantArgs("peer "+verb, pos, "NETWORK", "PUBLIC_KEY"); err != nil {
-			return err
-		}
-		if err := api.validate(); err != nil {
-			return err
-		}
-		k, err := parseKeyArg("PUBLIC_KEY", pos[1])
+		p, err := ref.c.SetPeerEnabled(ctx, ref.network, ref.key, enabled)
 		if err != nil {
 			return err
 		}
-		c, err := api.client()
-		if err != nil {
-			return err
-		}
-		p, err := c.SetPeerEnabled(ctx, pos[0], k, enabled)
-		if err != nil {
-			return err
-		}
-		return printPeer(stdout, api, p)
+		return printPeer(stdout, ref.api, p)
 	}
 }

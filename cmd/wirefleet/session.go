@@ -52,32 +52,24 @@ func runSessionList(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err != nil {
 		return err
 	}
-	if api.json() {
-		if ss == nil {
-			ss = []wire.Session{}
-		}
-		return printJSON(stdout, ss)
+	if ss == nil {
+		ss = []wire.Session{} // JSON: [], not null
 	}
-	return printSessions(stdout, ss)
-}
-
-// printSessions renders the session table: one line per session, newest first as the
-// server sorts them.
-func printSessions(w io.Writer, ss []wire.Session) error {
-	tw := newTable(w)
-	fmt.Fprintln(tw, "NETWORK\tPEER\tGATEWAY\tSTART\tLAST SEEN\tEND\tRX\tTX")
-	for _, s := range ss {
-		network, peer := s.Network, s.PublicKey.String()
-		if s.Protocol == "openvpn" {
-			network, peer = "(openvpn)", "cn:"+s.CommonName
+	// The table: one line per session, newest first as the server sorts them.
+	return api.print(stdout, ss, func(tw io.Writer) {
+		row(tw, "NETWORK", "PEER", "GATEWAY", "START", "LAST SEEN", "END", "RX", "TX")
+		for _, s := range ss {
+			network, peer := s.Network, s.PublicKey.String()
+			if s.Protocol == "openvpn" {
+				network, peer = "(openvpn)", "cn:"+s.CommonName
+			}
+			end := "open"
+			if s.End != nil {
+				end = fmtTime(s.End)
+			}
+			row(tw, network, peer, s.Gateway, fmtTime(&s.Start), fmtTime(&s.LastSeen), end, fmtBytes(s.RxBytes), fmtBytes(s.TxBytes))
 		}
-		end := "open"
-		if s.End != nil {
-			end = fmtTime(s.End)
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", network, peer, s.Gateway, fmtTime(&s.Start), fmtTime(&s.LastSeen), end, fmtBytes(s.RxBytes), fmtBytes(s.TxBytes))
-	}
-	return tw.Flush()
+	})
 }
 
 // fmtBytes renders a byte count with binary units (1.5 MiB).
@@ -93,4 +85,3 @@ func fmtBytes(n int64) string {
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
-

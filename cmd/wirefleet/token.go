@@ -29,14 +29,8 @@ func runTokenCreate(ctx context.Context, args []string, stdout, stderr io.Writer
 	fs.Var(&networks, "network", "limit the token to this `network` (repeatable; default all)")
 	name := fs.String("name", "", "label of the token")
 	expires := fs.String("expires", "", "expiry: RFC 3339 time or duration from now (720h); default never")
-	pos, err := parseInterspersed(fs, args)
+	_, err := api.parse(fs, args, "token create")
 	if err != nil {
-		return err
-	}
-	if err := wantArgs("token create", pos); err != nil {
-		return err
-	}
-	if err := api.validate(); err != nil {
 		return err
 	}
 	if len(roles) == 0 {
@@ -79,14 +73,8 @@ func runTokenCreate(ctx context.Context, args []string, stdout, stderr io.Writer
 func runTokenList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("token list", "[flags]", stderr)
 	api := addAPIFlags(fs)
-	pos, err := parseInterspersed(fs, args)
+	_, err := api.parse(fs, args, "token list")
 	if err != nil {
-		return err
-	}
-	if err := wantArgs("token list", pos); err != nil {
-		return err
-	}
-	if err := api.validate(); err != nil {
 		return err
 	}
 	c, err := api.client()
@@ -97,33 +85,27 @@ func runTokenList(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	if api.json() {
-		return printJSON(stdout, ts)
-	}
-	tw := newTable(stdout)
-	fmt.Fprintln(tw, "ID\tNAME\tROLES\tNETWORKS\tEXPIRES\tLAST USED")
-	for _, t := range ts {
-		roles := make([]string, len(t.Roles))
-		for i, r := range t.Roles {
-			roles[i] = string(r)
+	return api.print(stdout, ts, func(tw io.Writer) {
+		row(tw, "ID", "NAME", "ROLES", "NETWORKS", "EXPIRES", "LAST USED")
+		for _, t := range ts {
+			roles := make([]string, len(t.Roles))
+			for i, r := range t.Roles {
+				roles[i] = string(r)
+			}
+			scope := "all"
+			if len(t.Networks) > 0 {
+				scope = strings.Join(t.Networks, ",")
+			}
+			row(tw, t.ID, t.Name, strings.Join(roles, ","), scope, fmtTime(t.ExpiresAt), fmtTime(t.LastUsedAt))
 		}
-		scope := "all"
-		if len(t.Networks) > 0 {
-			scope = strings.Join(t.Networks, ",")
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, strings.Join(roles, ","), scope, fmtTime(t.ExpiresAt), fmtTime(t.LastUsedAt))
-	}
-	return tw.Flush()
+	})
 }
 
 func runTokenRevoke(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("token revoke", "ID [flags]", stderr)
 	api := addAPIFlags(fs)
-	pos, err := parseInterspersed(fs, args)
+	pos, err := positionals(fs, args, "token revoke", "ID")
 	if err != nil {
-		return err
-	}
-	if err := wantArgs("token revoke", pos, "ID"); err != nil {
 		return err
 	}
 	c, err := api.client()
