@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/wirefleet/wirefleet"
+	"github.com/wirefleet/wirefleet/internal/problem"
 )
 
 // Body size limits. Ordinary requests are small; an import carries a whole wg-quick file
@@ -79,7 +80,7 @@ func jsonError(err error) error {
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
-		writeProblem(w, Problem{Type: problemType(wirefleet.KindInternal), Title: "Internal Server Error",
+		writeProblem(w, Problem{Type: problem.Type(wirefleet.KindInternal), Title: "Internal Server Error",
 			Status: 500, Kind: string(wirefleet.KindInternal), Detail: fmt.Sprintf("encode response: %v", err)})
 		return
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/wirefleet/wirefleet"
+	"github.com/wirefleet/wirefleet/internal/problem"
 )
 
 // Config configures a Server.
@@ -101,7 +102,7 @@ func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Allow", strings.Join(allow, ", "))
 	writeProblem(w, Problem{
-		Type: problemType(wirefleet.KindInvalid), Title: http.StatusText(http.StatusMethodNotAllowed),
+		Type: problem.Type(wirefleet.KindInvalid), Title: http.StatusText(http.StatusMethodNotAllowed),
 		Status: http.StatusMethodNotAllowed, Kind: string(wirefleet.KindInvalid),
 		Detail: fmt.Sprintf("%s is not allowed on %s; use %s", r.Method, r.URL.Path, strings.Join(allow, ", ")),
 	})

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/wirefleet/wirefleet"
+	"github.com/wirefleet/wirefleet/internal/problem"
 )
 
 // Source is what the handler reads: the control service (internal/control.Service)
@@ -299,40 +300,20 @@ func parsePosition(r *http.Request) (uint64, wirefleet.Hash, error) {
 	return after, hash, nil
 }
 
-var statusOf = map[wirefleet.Kind]int{
-	wirefleet.KindInvalid:      http.StatusBadRequest,
-	wirefleet.KindNotFound:     http.StatusNotFound,
-	wirefleet.KindConflict:     http.StatusConflict,
-	wirefleet.KindUnauthorized: http.StatusUnauthorized,
-	wirefleet.KindForbidden:    http.StatusForbidden,
-	wirefleet.KindUnavailable:  http.StatusServiceUnavailable,
-	wirefleet.KindInternal:     http.StatusInternalServerError,
-}
-
 // writeError renders err as problem+json (the API's format, plus reason and head).
 func (h *Handler) writeError(w http.ResponseWriter, err error, reason string, seq uint64, head *wirefleet.Hash) {
-	kind := wirefleet.KindOf(err)
-	status, ok := statusOf[kind]
-	var we *wirefleet.Error
-	detail := err.Error()
-	if !ok || kind == wirefleet.KindInternal || !errors.As(err, &we) {
+	kind, status, detail, hidden := problem.Of(err)
+	if hidden {
 		h.log.Error("replication request failed", "err", err)
-		kind, status, detail = wirefleet.KindInternal, http.StatusInternalServerError, "internal error; the server log has the details"
 	}
-	typ := "https://wirefleet.dev/problems/" + string(kind)
+	typ := problem.Type(kind)
 	if reason != "" {
 		typ = "https://wirefleet.dev/problems/replication/" + reason
 		if reason == ReasonCompacted {
 			status = http.StatusGone
 		}
 	}
-	if status == http.StatusUnauthorized {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="wirefleet"`)
-	}
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(Problem{Type: typ, Title: http.StatusText(status), Status: status,
+	problem.Write(w, status, Problem{Type: typ, Title: http.StatusText(status), Status: status,
 		Detail: detail, Kind: string(kind), Reason: reason, Seq: seq, Hash: head})
 }
 
