@@ -1,9 +1,11 @@
 # The two commands of the README: `make run` and `make test`. Everything else is a step of them.
-GO            ?= go
+# Go >= 1.26: the one on PATH, else the machine's /usr/local/go.
+GO            ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 STATICCHECK   ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BIN           := bin/wirefleet
 DATA_DIR      ?= /var/lib/wirefleet
 export CGO_ENABLED ?= 0
+export PATH := $(PATH):/usr/local/go/bin
 
 .PHONY: all build run test test-deps fmt-check vet staticcheck unit privileged bench fmt clean
 

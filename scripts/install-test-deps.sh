@@ -3,6 +3,16 @@
 set -euo pipefail
 need=()
 have() { command -v "$1" >/dev/null 2>&1; }
+# The Go toolchain is not a Debian package here (Debian's golang-go is too old for go.mod):
+# the machine provides Go >= 1.26 at /usr/local/go; say so clearly if it is missing.
+export PATH="$PATH:/usr/local/go/bin"
+if ! have go; then
+  echo "install-test-deps: Go >= 1.26 is needed (expected at /usr/local/go/bin/go); install it from go.dev or your image" >&2
+  exit 1
+fi
+have gcc          || need+=(gcc libc6-dev)   # the race detector needs cgo
+have git          || need+=(git)
+[ -f /etc/ssl/certs/ca-certificates.crt ] || need+=(ca-certificates)
 have wg           || need+=(wireguard-tools)
 have wireguard-go || need+=(wireguard-go)
 have ip           || need+=(iproute2)
