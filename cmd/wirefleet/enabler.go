@@ -37,6 +37,8 @@ func runEnabler(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	backend := fs.String("wg-backend", envDefault("WG_BACKEND", def.Backend), "WireGuard backend: auto, kernel or userspace [WG_BACKEND]")
 	network := fs.String("network", envDefault("WIREFLEET_NETWORK", ""), "Wirefleet network name; empty: the device name [WIREFLEET_NETWORK]")
 	rest := fs.String("rest-listen", envDefault("REST_LISTEN", ""), "also serve the Wirefleet REST API (/api/v1) on this `host:port`; empty: off [REST_LISTEN]")
+	metricsListen := fs.String("metrics-listen", envDefault("METRICS_LISTEN", ""), "serve /metrics, /healthz and /readyz on this `host:port` (also on -rest-listen); empty: off [METRICS_LISTEN]")
+	statsInterval := fs.Duration("stats-interval", enabler.DefaultStatsInterval, "period of the device read that feeds sessions (/api/v1/sessions)")
 	tokenFile := fs.String("api-token-file", envDefault("API_TOKEN_FILE", ""), "`FILE` with bearer tokens, one a line, that turn API auth on [API_TOKEN_FILE]")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -49,6 +51,7 @@ func runEnabler(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	cfg.Subnet, cfg.WGPort, cfg.AllowedIPs = *subnet, *wgPort, *allowed
 	cfg.Device, cfg.Backend, cfg.Network = *device, *backend, *network
 	cfg.RESTListen, cfg.Stdout = *rest, stdout
+	cfg.MetricsListen, cfg.StatsInterval = *metricsListen, *statsInterval
 	// WG_PRIVATE_KEY stays out of the flags: a key on a command line is visible to every
 	// local user in the process list.
 	cfg.PrivateKey = os.Getenv("WG_PRIVATE_KEY")

@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/wirefleet/wirefleet"
 	"github.com/wirefleet/wirefleet/internal/wgdev/auto"
@@ -42,6 +43,12 @@ type Config struct {
 	// on the same store: the enabler's clients are ordinary peers there. On the first start
 	// with it (no token in the store yet) an admin token is created and printed once.
 	RESTListen string
+	// MetricsListen, when set, serves /metrics, /healthz and /readyz on this host:port
+	// (also served with the REST API on RESTListen). Never on API_PORT: the enabler's
+	// contract answers 404 for any path it does not define.
+	MetricsListen string
+	// StatsInterval is the period of the device read that feeds sessions (default 30 s).
+	StatsInterval time.Duration
 	// Stdout receives the one-time admin token.
 	Stdout io.Writer
 	// IgnoredEnv lists upstream variables that were set but mean nothing here (MongoDB,
@@ -99,6 +106,9 @@ func (c Config) parse() (settings, error) {
 		return s, fmt.Errorf("API_PORT %q is not a TCP port: use 0-65535 (default %s)", c.APIPort, DefaultAPIPort)
 	}
 	s.listen = net.JoinHostPort(c.ListenHost, strconv.FormatUint(apiPort, 10))
+	if c.StatsInterval < 0 {
+		return s, fmt.Errorf("-stats-interval %s is negative: give a period such as 30s (0: the default, %s)", c.StatsInterval, DefaultStatsInterval)
+	}
 	wgPort, err := strconv.ParseUint(c.WGPort, 10, 16)
 	if err != nil || wgPort == 0 {
 		return s, fmt.Errorf("WG_PORT %q is not a UDP port: use 1-65535 (default %s)", c.WGPort, DefaultWGPort)

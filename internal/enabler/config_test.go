@@ -3,6 +3,7 @@ package enabler
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestValidate(t *testing.T) {
@@ -34,6 +35,7 @@ func TestValidate(t *testing.T) {
 		{"bad device name", func(c *Config) { c.Device = "a-very-long-interface" }, "-wg-device"},
 		{"short token", func(c *Config) { c.APITokens = []string{"abc"} }, "at least 16"},
 		{"empty data dir", func(c *Config) { c.DataDir = "" }, "-data is empty"},
+		{"negative stats interval", func(c *Config) { c.StatsInterval = -time.Second }, "-stats-interval -1s is negative"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -87,20 +87,36 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}
 	servers := []served{{srv, ln, "enabler API"}}
+	closeAll := func() {
+		for _, sv := range servers {
+			sv.ln.Close()
+		}
+	}
+	obs := newObserver(svc, dev, s.network, cfg.StatsInterval, log)
 	if cfg.RESTListen != "" {
-		rest, err := restServer(ctx, svc, cfg, log)
+		rest, err := restServer(ctx, svc, obs, cfg, log)
 		if err != nil {
-			ln.Close()
+			closeAll()
 			return err
 		}
 		servers = append(servers, rest)
+	}
+	if cfg.MetricsListen != "" {
+		mln, err := net.Listen("tcp", cfg.MetricsListen)
+		if err != nil {
+			closeAll()
+			return fmt.Errorf("listen on %s (-metrics-listen): %w", cfg.MetricsListen, err)
+		}
+		log.Info("metrics listening", "listen", mln.Addr().String())
+		servers = append(servers, served{&http.Server{Handler: obs.metricsHandler(), ReadHeaderTimeout: 10 * time.Second}, mln, "metrics"})
 	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errc := make(chan error, 2+len(servers))
+	errc := make(chan error, 3+len(servers))
 	wg.Go(func() { errc <- svc.Run(ctx) })
+	wg.Go(func() { errc <- obs.Run(ctx) })
 	wg.Go(func() { errc <- gw.Run(ctx) })
 	for _, sv := range servers {
 		wg.Go(func() {
@@ -122,6 +138,7 @@ func Run(ctx context.Context, cfg Config) error {
 	cancel()
 	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer scancel()
+	obs.stopStreams()
 	for _, sv := range servers {
 		_ = sv.srv.Shutdown(sctx)
 	}
@@ -201,8 +218,9 @@ type served struct {
 
 // restServer builds the optional /api/v1 listener. With no token in the store yet, it
 // creates an admin token and prints it once (only its hash is kept).
-func restServer(ctx context.Context, svc *control.Service, cfg Config, log *slog.Logger) (served, error) {
-	h, err := api.New(api.Config{Service: svc, Logger: log})
+func restServer(ctx context.Context, svc *control.Service, obs *observer, cfg Config, log *slog.Logger) (served, error) {
+	repl, sess := obs.apiRoutes()
+	h, err := api.New(api.Config{Service: svc, Logger: log, Replication: repl, Sessions: sess})
 	if err != nil {
 		return served{}, fmt.Errorf("build the REST API: %w", err)
 	}
@@ -226,6 +244,6 @@ func restServer(ctx context.Context, svc *control.Service, cfg Config, log *slog
 		return served{}, fmt.Errorf("listen on %s (-rest-listen): %w", cfg.RESTListen, err)
 	}
 	log.Info("REST API listening", "listen", ln.Addr().String())
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: obs.restHandler(h), ReadHeaderTimeout: 10 * time.Second}
 	return served{srv, ln, "REST API"}, nil
 }
