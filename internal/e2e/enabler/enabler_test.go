@@ -125,7 +125,8 @@ func TestEnablerEndToEnd(t *testing.T) {
 		"MONGODB_HOST=vpn-db", // upstream's Helm values: accepted and ignored
 	}
 	start := func() *e2e.Process {
-		p := e2e.Start(t, nsS, env, bin, "enabler", "-data", data, "-wg-device", devS, "-wg-backend", "userspace", "-rest-listen", "127.0.0.1:8080")
+		p := e2e.Start(t, nsS, env, bin, "enabler", "-data", data, "-wg-device", devS, "-wg-backend", "userspace", "-rest-listen", "127.0.0.1:8080",
+			"-metrics-listen", "127.0.0.1:9586", "-stats-interval", "1s")
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
 		if err := p.WaitOutput(ctx, "enabler ready"); err != nil {
@@ -216,6 +217,44 @@ PersistentKeepalive = 25
 	}
 	e2e.Eventually(t, 20*time.Second, ping)
 
+	// The client is in the enabler's metrics (on -rest-listen and -metrics-listen, read
+	// from the device) with the bytes it sent, and in /api/v1/sessions with an open
+	// session of the enabler's own device (gateway "local").
+	for _, base := range []string{"http://127.0.0.1:8080", "http://127.0.0.1:9586"} {
+		m := api{t: t, base: base, hc: rest.hc}
+		e2e.Eventually(t, 10*time.Second, func() error {
+			_, body := m.call("GET", "/metrics", "")
+			rx, err := metricValue(body, fmt.Sprintf(`wirefleet_peer_receive_bytes_total{network=%q,public_key=%q}`, devS, keys.Public))
+			if err != nil {
+				return fmt.Errorf("%s/metrics: %v", base, err)
+			}
+			if rx <= 0 {
+				return fmt.Errorf("%s/metrics: received bytes of the client are %v after pings", base, rx)
+			}
+			return nil
+		})
+	}
+	e2e.Eventually(t, 10*time.Second, func() error {
+		code, body := rest.authCall(tok, "GET", "/api/v1/sessions?network="+devS+"&state=open", "")
+		var out struct {
+			Sessions []struct {
+				PublicKey string `json:"public_key"`
+				Gateway   string
+				Protocol  string
+				End       *time.Time
+			}
+		}
+		if code != 200 || json.Unmarshal([]byte(body), &out) != nil {
+			return fmt.Errorf("GET /api/v1/sessions: %d %s", code, body)
+		}
+		for _, s := range out.Sessions {
+			if s.PublicKey == keys.Public && s.End == nil && s.Gateway == "local" && s.Protocol == "wireguard" {
+				return nil
+			}
+		}
+		return fmt.Errorf("no open session of the client in %s", body)
+	})
+
 	// /info is what wg show prints on the server (now with handshake and transfer lines);
 	// /info/conf has no secret at all.
 	var got, want string
@@ -284,4 +323,19 @@ PersistentKeepalive = 25
 	if strings.Contains(nsS.Exec(t, "wg", "show", devS, "peers"), keys.Public) {
 		t.Error("deleted client still on the server's device")
 	}
+}
+
+// metricValue finds the sample named exactly series (name with labels) in a Prometheus
+// text exposition.
+func metricValue(exposition, series string) (float64, error) {
+	for _, l := range strings.Split(exposition, "\n") {
+		if v, ok := strings.CutPrefix(l, series+" "); ok {
+			var f float64
+			if _, err := fmt.Sscan(v, &f); err != nil {
+				return 0, fmt.Errorf("sample %q: %v", l, err)
+			}
+			return f, nil
+		}
+	}
+	return 0, fmt.Errorf("no sample %s", series)
 }
