@@ -5,7 +5,6 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -60,7 +59,7 @@ func moduleRoot() string {
 // kept and printed when the test fails.
 type Process struct {
 	Cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *testenv.Buffer
 	done chan struct{}
 	err  error
 }
@@ -76,7 +75,7 @@ func Start(t testing.TB, ns *testenv.NetNS, env []string, name string, args ...s
 		cmd = exec.Command(name, args...)
 	}
 	cmd.Env = append(os.Environ(), env...)
-	p := &Process{Cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
+	p := &Process{Cmd: cmd, out: &testenv.Buffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
@@ -143,6 +142,13 @@ func (p *Process) WaitOutput(ctx context.Context, s string) error {
 // test with f's last error.
 func Eventually(t testing.TB, timeout time.Duration, f func() error) {
 	t.Helper()
+	EventuallyEvery(t, timeout, 100*time.Millisecond, f)
+}
+
+// EventuallyEvery is Eventually polling every interval (benchmarks that time convergence
+// poll finer, so that the polling period does not dominate what they measure).
+func EventuallyEvery(t testing.TB, timeout, interval time.Duration, f func() error) {
+	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
 		err := f()
@@ -152,25 +158,8 @@ func Eventually(t testing.TB, timeout time.Duration, f func() error) {
 		if time.Now().After(deadline) {
 			t.Fatalf("not true after %v: %v", timeout, err)
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(interval)
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex // guards b
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // Lines splits s into non-empty trimmed lines (handy for CLI output).

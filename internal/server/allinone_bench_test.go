@@ -100,7 +100,7 @@ func BenchmarkPropagation(b *testing.B) {
 		opened.Do(func() { dev.Device = d })
 		return dev, nil
 	}
-	logs := &syncWriter{}
+	logs := &testenv.Buffer{}
 	rctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {

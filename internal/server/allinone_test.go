@@ -17,6 +17,7 @@ import (
 
 	"github.com/wirefleet/wirefleet"
 	"github.com/wirefleet/wirefleet/internal/gateway"
+	"github.com/wirefleet/wirefleet/internal/testenv"
 	"github.com/wirefleet/wirefleet/internal/wgdev"
 	"github.com/wirefleet/wirefleet/internal/wgdev/auto"
 	"github.com/wirefleet/wirefleet/internal/wgdev/wgdevtest"
@@ -27,8 +28,8 @@ import (
 type allInOne struct {
 	t      testing.TB
 	addr   string
-	out    *syncWriter
-	logs   *syncWriter
+	out    *testenv.Buffer
+	logs   *testenv.Buffer
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -56,7 +57,7 @@ func (m *memDevices) get(name string) *wgdevtest.Memory {
 }
 
 func startAllInOne(t *testing.T, dir string, devs *memDevices) *allInOne {
-	s := &allInOne{t: t, out: &syncWriter{}, logs: &syncWriter{}, done: make(chan error, 1)}
+	s := &allInOne{t: t, out: &testenv.Buffer{}, logs: &testenv.Buffer{}, done: make(chan error, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	cfg := Config{DataDir: dir, Listen: "127.0.0.1:0", Logger: slog.New(slog.NewTextHandler(s.logs, nil)),

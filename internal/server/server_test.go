@@ -7,12 +7,12 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/wirefleet/wirefleet"
 	"github.com/wirefleet/wirefleet/internal/control"
+	"github.com/wirefleet/wirefleet/internal/testenv"
 )
 
 func TestValidate(t *testing.T) {
@@ -59,24 +59,6 @@ func TestDataDirLock(t *testing.T) {
 	}
 }
 
-// syncWriter collects log output written from the server's goroutines.
-type syncWriter struct {
-	mu sync.Mutex // guards b
-	b  strings.Builder
-}
-
-func (w *syncWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *syncWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
-}
-
 // TestRunServesAndStops: Run serves the API with an offline-created token and returns nil
 // when its context ends (SIGTERM in the binary).
 func TestRunServesAndStops(t *testing.T) {
@@ -85,7 +67,7 @@ func TestRunServesAndStops(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncWriter{}
+	logs := &testenv.Buffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {

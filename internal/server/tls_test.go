@@ -33,7 +33,7 @@ func TestRunMTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	logs := &syncWriter{}
+	logs := &testenv.Buffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {

@@ -35,9 +35,9 @@ func BenchmarkConvergenceNAT(b *testing.B) {
 		for _, n := range []string{"p", "a", "b", "c"} {
 			tp.start(n)
 		}
-		pollTB(b, 30*time.Second, func() error { return tp.allPairs("a", "b", "c", "p") })
+		e2e.EventuallyEvery(b, 30*time.Second, benchPoll, func() error { return tp.allPairs("a", "b", "c", "p") })
 		reach += time.Since(start)
-		pollTB(b, 30*time.Second, func() error {
+		e2e.EventuallyEvery(b, 30*time.Second, benchPoll, func() error {
 			for _, c := range [][3]string{{"a", "c", "lan"}, {"a", "b", "nat"}, {"c", "b", "nat"}} {
 				if err := tp.wantPath(c[0], wgIPs[c[1]], c[2], ""); err != nil {
 					return err
@@ -63,9 +63,9 @@ func BenchmarkConvergenceLAN(b *testing.B) {
 	for b.Loop() {
 		start := time.Now()
 		lan.startAll(b)
-		pollTB(b, 30*time.Second, lan.allPairs)
+		e2e.EventuallyEvery(b, 30*time.Second, benchPoll, lan.allPairs)
 		reach += time.Since(start)
-		pollTB(b, 30*time.Second, lan.allDirect)
+		e2e.EventuallyEvery(b, 30*time.Second, benchPoll, lan.allDirect)
 		direct += time.Since(start)
 		lan.stopAll()
 	}
@@ -92,7 +92,7 @@ func BenchmarkAdminTraffic(b *testing.B) {
 			var perNode float64
 			for b.Loop() {
 				lan.startAll(b)
-				pollTB(b, 30*time.Second, lan.allDirect)
+				e2e.EventuallyEvery(b, 30*time.Second, benchPoll, lan.allDirect)
 				time.Sleep(10 * time.Second) // let the convergence burst (route databases, endpoint updates) settle
 				before := lan.sentBytes(b)
 				time.Sleep(window)
@@ -124,20 +124,9 @@ func newTopoTB(b *testing.B, symmetric string) *topo {
 	return &topo{t: b, prefix: prefix, bin: e2e.Binary(b), nodes: map[string]*e2e.Process{}, pingWait: "0.3"}
 }
 
-func pollTB(b testing.TB, timeout time.Duration, f func() error) {
-	b.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("not true after %v: %v", timeout, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
+// benchPoll is how often the benchmarks poll for convergence: finer than e2e.Eventually's
+// default, so that polling does not dominate the measured time.
+const benchPoll = 50 * time.Millisecond
 
 // flatLAN is n nodes on one bridge (198.18.3.0/24); node 1 is the static peer.
 type flatLAN struct {

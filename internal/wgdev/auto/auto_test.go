@@ -1,13 +1,11 @@
 package auto_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/wirefleet/wirefleet"
@@ -37,29 +35,12 @@ func TestValidate(t *testing.T) {
 	}
 }
 
-type syncBuffer struct {
-	mu sync.Mutex // guards b
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestAutoChoosesAndLogs: auto picks the kernel where it can, and otherwise userspace,
 // logging which and why; the explicit backends do as told.
 func TestAutoChoosesAndLogs(t *testing.T) {
 	testenv.Privileged(t)
 	ns := testenv.NewNetNS(t, "wfo")
-	var logs syncBuffer
+	var logs testenv.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	name := testenv.UniqueName("wfo")
 	d, err := auto.Open(context.Background(), auto.Config{Name: name, NetNS: ns.Name, Logger: log,

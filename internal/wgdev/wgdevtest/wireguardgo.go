@@ -20,7 +20,7 @@ func StartWireguardGo(t testing.TB, ns *testenv.NetNS, name string) (stop func()
 	testenv.RequireTools(t, "wireguard-go")
 	cmd := ns.Command("wireguard-go", "-f", name)
 	cmd.Env = append(os.Environ(), "LOG_LEVEL=error")
-	out := &lockedBuffer{}
+	out := &testenv.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start wireguard-go: %v", err)
