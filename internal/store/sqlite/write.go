@@ -77,15 +77,24 @@ func networkArgs(n wirefleet.Network) []any {
 		toMicros(n.CreatedAt), toMicros(n.UpdatedAt)}
 }
 
-func (t *writeTx) InsertNetwork(n wirefleet.Network) error {
-	if err := t.check(); err != nil {
-		return err
-	}
+// checkNetwork is what InsertNetwork and UpdateNetwork require of n: valid, and with the
+// private key the store keeps for the gateways.
+func checkNetwork(n wirefleet.Network) error {
 	if err := n.Validate(); err != nil {
 		return err
 	}
 	if !n.PrivateKey.IsSet() {
 		return wirefleet.Errorf(wirefleet.KindInvalid, "network %q has no private key", n.Name)
+	}
+	return nil
+}
+
+func (t *writeTx) InsertNetwork(n wirefleet.Network) error {
+	if err := t.check(); err != nil {
+		return err
+	}
+	if err := checkNetwork(n); err != nil {
+		return err
 	}
 	_, err := t.exec(`INSERT INTO networks (`+networkCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, networkArgs(n)...)
 	if isConstraint(err) {
@@ -101,11 +110,8 @@ func (t *writeTx) UpdateNetwork(n wirefleet.Network) error {
 	if err := t.check(); err != nil {
 		return err
 	}
-	if err := n.Validate(); err != nil {
+	if err := checkNetwork(n); err != nil {
 		return err
-	}
-	if !n.PrivateKey.IsSet() {
-		return wirefleet.Errorf(wirefleet.KindInvalid, "network %q has no private key", n.Name)
 	}
 	args := networkArgs(n)
 	res, err := t.exec(`UPDATE networks SET listen_port = ?, ipv4 = ?, ipv6 = ?, endpoint = ?, routes = ?, dns = ?, mtu = ?, keepalive = ?, allocation = ?, public_key = ?, private_key = ?, created_at = ?, updated_at = ? WHERE name = ?`,
