@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/wirefleet/wirefleet"
+	"github.com/wirefleet/wirefleet/internal/wgdev"
 )
 
 //go:embed openapi.json
@@ -45,32 +46,31 @@ func writeText(w http.ResponseWriter, s string) {
 
 // info is `wg show <device>`, rendered from the device port (no command is run).
 func (h *Handler) info(w http.ResponseWriter, r *http.Request) {
-	info, err := h.dev.Info(r.Context())
-	if err != nil {
-		h.fail(w, r, "Cannot read the WireGuard device", err)
-		return
+	if info, peers, ok := h.readDevice(w, r); ok {
+		writeText(w, RenderShow(info, peers, h.now()))
 	}
-	peers, err := h.dev.Peers(r.Context())
-	if err != nil {
-		h.fail(w, r, "Cannot read the peers of the WireGuard device", err)
-		return
-	}
-	writeText(w, RenderShow(info, peers, h.now()))
 }
 
 // infoConf is `wg showconf <device>` without a single secret.
 func (h *Handler) infoConf(w http.ResponseWriter, r *http.Request) {
+	if info, peers, ok := h.readDevice(w, r); ok {
+		writeText(w, RenderShowConf(info, peers))
+	}
+}
+
+// readDevice reads what `wg show` prints from the device port; on failure it has answered.
+func (h *Handler) readDevice(w http.ResponseWriter, r *http.Request) (wgdev.Info, []wgdev.PeerStatus, bool) {
 	info, err := h.dev.Info(r.Context())
 	if err != nil {
 		h.fail(w, r, "Cannot read the WireGuard device", err)
-		return
+		return wgdev.Info{}, nil, false
 	}
 	peers, err := h.dev.Peers(r.Context())
 	if err != nil {
 		h.fail(w, r, "Cannot read the peers of the WireGuard device", err)
-		return
+		return wgdev.Info{}, nil, false
 	}
-	writeText(w, RenderShowConf(info, peers))
+	return info, peers, true
 }
 
 // keys generates a client key set. Nothing is stored: the private key exists only in this
