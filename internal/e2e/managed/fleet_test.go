@@ -304,9 +304,37 @@ func (g *gatewayHost) metric(name string, labels ...string) (float64, error) {
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
+	return sample(b, name, labels...)
+}
+
+// serverMetric reads one sample of the control plane's /metrics.
+func (f *fleet) serverMetric(name string, labels ...string) (float64, error) {
+	code, b, err := f.call("GET", "/metrics", nil)
+	if err == nil && code != 200 {
+		err = fmt.Errorf("GET /metrics: %d", code)
+	}
+	if err != nil {
+		return 0, err
+	}
+	return sample(b, name, labels...)
+}
+
+// headSeq reads the control plane's log head.
+func (f *fleet) headSeq() float64 {
+	f.t.Helper()
+	seq, err := f.serverMetric("wirefleet_log_seq")
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return seq
+}
+
+// sample sums the samples of name whose label set contains every one of labels in a
+// Prometheus text exposition.
+func sample(exposition []byte, name string, labels ...string) (float64, error) {
 	sum, found := 0.0, false
 	re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + `(\{[^}]*\})? (\S+)$`)
-	for _, m := range re.FindAllStringSubmatch(string(b), -1) {
+	for _, m := range re.FindAllStringSubmatch(string(exposition), -1) {
 		ok := true
 		for _, l := range labels {
 			ok = ok && strings.Contains(m[1], l)

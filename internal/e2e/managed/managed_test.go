@@ -90,11 +90,14 @@ func TestGatewayCrashConvergesWithoutReplay(t *testing.T) {
 	}
 	g.converged(20*time.Second, f.activePeers())
 
-	// A burst, with the crash in its middle.
+	// A burst, with the crash in its middle: kill -9 once the gateway has applied some of
+	// the burst's ops but not all of them, while the burst is still being written.
+	start := f.headSeq()
+	const burst = 40
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		for i := range 40 {
+		for i := range burst {
 			priv, _ := newKey()
 			code, _, _ := f.call("POST", "/api/v1/networks/corp/peers", map[string]any{"public_key": priv.PublicKey(), "name": "burst" + strconv.Itoa(i)})
 			if code/100 != 2 {
@@ -102,9 +105,30 @@ func TestGatewayCrashConvergesWithoutReplay(t *testing.T) {
 			}
 		}
 	}()
-	time.Sleep(300 * time.Millisecond)
-	g.proc.Kill()
+	var killedAt float64
+	for deadline := time.Now().Add(20 * time.Second); killedAt == 0; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the gateway never applied part of the burst (from seq %v)", start)
+		}
+		applied, err := g.metric("wirefleet_replication_applied_seq")
+		if err == nil && applied > start+2 && applied < start+burst/2 {
+			g.proc.Kill()
+			killedAt = applied
+		} else if err == nil && applied >= start+burst/2 {
+			t.Fatalf("the burst got ahead of the test: applied seq %v already past %v+%d", applied, start, burst/2)
+		}
+	}
+	select {
+	case <-done:
+		t.Fatal("the burst had finished when the gateway was killed")
+	default:
+	}
 	<-done
+	end := f.headSeq()
+	if end != start+burst {
+		t.Fatalf("the burst wrote seq %v..%v, want %d ops", start, end, burst)
+	}
+	t.Logf("killed at applied seq %v of the burst %v..%v", killedAt, start, end)
 	// While it is down: delete some, add others.
 	for _, k := range keys[:10] {
 		f.must("DELETE", "/api/v1/networks/corp/peers/"+escape(k), nil, nil)
@@ -128,6 +152,10 @@ func TestGatewayCrashConvergesWithoutReplay(t *testing.T) {
 		t.Errorf("snapshots after restart = %v (%v), want 0", n, err)
 	}
 	resumed, _ := strconv.ParseFloat(m[1], 64)
+	// The saved position is inside the burst: the gateway died with part of it applied.
+	if resumed < killedAt || resumed >= end {
+		t.Errorf("resumed after seq %v: want a position inside the burst, at or after %v and before %v", resumed, killedAt, end)
+	}
 	var applied, seq float64
 	e2e.Eventually(t, 10*time.Second, func() error {
 		var err, err2 error
