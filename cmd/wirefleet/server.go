@@ -23,6 +23,7 @@ func runServer(ctx context.Context, args []string, _, stderr io.Writer) error {
 	cnRoles := fs.String("cn-roles", envDefault("WIREFLEET_CN_ROLES", ""), "YAML `file` mapping certificate CNs to roles [WIREFLEET_CN_ROLES]")
 	debug := fs.Bool("debug", false, "log every request")
 	allInOne := addAllInOneFlags(fs) // default network, local gateway, sessions (managed.go)
+	reg := addRegisterFlags(fs)      // zero-touch registration (server_register.go)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -40,6 +41,9 @@ func runServer(ctx context.Context, args []string, _, stderr io.Writer) error {
 	}
 	var err error
 	if cfg.AllInOne, err = allInOne.config(); err != nil {
+		return err
+	}
+	if cfg.Registration, err = reg.config(); err != nil {
 		return err
 	}
 	if err := cfg.Validate(); err != nil {

@@ -41,6 +41,9 @@ type Config struct {
 	// TLSCert and TLSKey serve HTTPS; ClientCA additionally accepts client certificates
 	// signed by that CA, whose CNs CNRolesFile maps to roles.
 	TLSCert, TLSKey, ClientCA, CNRolesFile string
+	// Registration serves zero-touch device registration (autowg) on its own listener
+	// when Registration.Listen is set (register.go).
+	Registration Registration
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
 	// ShutdownGrace bounds how long in-flight requests may finish on shutdown (default 10 s).
@@ -148,6 +151,13 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	side.mount(handler)
+	regCtx, stopReg := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopReg()
+	regDone, err := startRegistration(regCtx, svc, cfg.Registration, log)
+	if err != nil {
+		side.stop()
+		return err
+	}
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -195,6 +205,10 @@ func Run(ctx context.Context, cfg Config) error {
 	defer cancel()
 	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Warn("shutdown: requests still running were cut", "err", err)
+	}
+	stopReg()
+	if err := <-regDone; err != nil {
+		log.Warn("registration listener", "err", err)
 	}
 	stopBG()
 	side.stop()
