@@ -28,6 +28,9 @@ func TestAutowgAndRegisterRefuseBadCommandLines(t *testing.T) {
 		{[]string{"register", "--conf", "/nonexistent", "--url", "ftp://x", "--cert", "c", "--key", "k"}, "--url"},
 		{[]string{"register", "--conf", "/nonexistent", "--url", "https://x/", "--cert", "c", "--key", "k", "--backend", "userspace"}, "--foreground"},
 		{[]string{"register", "--conf", "/nonexistent"}, "--url is missing"},
+		{[]string{"server", "-data", "/nonexistent", "-register-config", "r.yaml"}, "need -register-listen"},
+		{[]string{"server", "-data", "/nonexistent", "-register-listen", "127.0.0.1:0"}, "needs -register-config"},
+		{[]string{"server", "-data", "/nonexistent", "-register-listen", "127.0.0.1:0", "-register-config", "r.yaml", "-register-trusted-proxy", "nope"}, "-register-trusted-proxy"},
 	}
 	for _, tt := range tests {
 		var stdout, stderr bytes.Buffer
