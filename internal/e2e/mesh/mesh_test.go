@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -47,6 +48,8 @@ func TestMeshNAT(t *testing.T) {
 	if err := tp.allPairs("a", "b", "c", "p"); err != nil {
 		t.Fatal(err)
 	}
+	keys := tp.keys("a", "b", "c", "p")
+	t.Run("NAT and LAN paths in the data plane", func(t *testing.T) { natDataPlane(t, tp, keys) })
 
 	t.Run("wrong shared key is ignored", func(t *testing.T) {
 		bad := tp.networkFile("bad.yaml", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
@@ -78,7 +81,20 @@ func TestMeshNAT(t *testing.T) {
 			return nil
 		})
 		time.Sleep(2 * time.Second)
+		stM, err := tp.status("b", tp.stateDir("mallory"))
+		if err != nil {
+			t.Fatal(err)
+		}
 		for _, n := range []string{"p", "b", "c"} {
+			// in the devices: A's wg IP is routed to A's WireGuard key alone, and mallory's
+			// key is no peer at all. A reply from A's wg IP is accepted by WireGuard only
+			// from the peer whose allowed IPs hold it, so the ping below is answered by A.
+			if err := tp.wantHolder(n, wgIPs["a"], stA.Node.PublicKey); err != nil {
+				t.Fatal(err)
+			}
+			if err := tp.noPeer(n, stM.Node.PublicKey); err != nil {
+				t.Fatalf("mallory in the device: %v", err)
+			}
 			p, ok, err := tp.peer(n, wgIPs["a"])
 			if err != nil || !ok {
 				t.Fatalf("%s lost its route to A (ok=%v, err=%v)", n, ok, err)
@@ -102,14 +118,21 @@ func TestMeshNAT(t *testing.T) {
 		if strings.Contains(string(metrics), "wirefleet_mesh_refused_claims_total 0\n") {
 			t.Error("P's refused-claims counter is 0")
 		}
-		st, err := tp.status("b", tp.stateDir("mallory"))
-		if err != nil {
-			t.Fatal(err)
+		if len(stM.Peers) != 0 {
+			t.Fatalf("mallory has peers: %+v", stM.Peers)
 		}
-		if len(st.Peers) != 0 {
-			t.Fatalf("mallory has peers: %+v", st.Peers)
+		if peers, err := tp.wgDump("b", tp.prefix+"wm"); err != nil || len(peers) != 0 {
+			t.Fatalf("mallory's device has peers %+v (err=%v)", peers, err)
 		}
 		m.Stop(5 * time.Second)
+	})
+
+	// from here on C restarts (new key, paths relay → lan/nat again) and is killed: the
+	// flows A↔B (nat) and P↔A (direct) are not concerned and must not notice
+	pings := []*pinger{tp.startPinger(t, "a", wgIPs["b"]), tp.startPinger(t, "p", wgIPs["a"])}
+	watch := tp.watchPeers(wgIPs["c"], []string{"a", "p"}, []holding{
+		{"a", wgIPs["b"], keys["b"]}, {"b", wgIPs["a"], keys["a"]},
+		{"a", wgIPs["p"], keys["p"]}, {"p", wgIPs["a"], keys["a"]},
 	})
 
 	t.Run("restart with a fresh WireGuard key re-converges", func(t *testing.T) {
@@ -137,18 +160,56 @@ func TestMeshNAT(t *testing.T) {
 	})
 
 	t.Run("killed node is withdrawn within the bound", func(t *testing.T) {
+		stC, err := tp.status("c", tp.stateDir("c"))
+		if err != nil {
+			t.Fatal(err)
+		}
 		tp.nodes["c"].Kill()
 		took := eventually(t, deadBound, func() error {
 			for _, n := range []string{"a", "b", "p"} {
 				if _, ok, err := tp.peer(n, wgIPs["c"]); err != nil || ok {
 					return fmt.Errorf("%s still routes to c (err=%v)", n, err)
 				}
+				// the device and the kernel too, not only the node's view
+				if err := tp.withdrawn(n, wgIPs["c"], stC.Node.PublicKey); err != nil {
+					return err
+				}
 			}
 			return nil
 		})
-		t.Logf("c withdrawn everywhere %.1f s after it was killed", took.Seconds())
+		t.Logf("c withdrawn everywhere (status, AllowedIPs, kernel routes) %.1f s after it was killed", took.Seconds())
+		if err := tp.ping("a", wgIPs["c"]); err == nil {
+			t.Error("a still gets answers from the killed c")
+		}
+	})
+
+	t.Run("unaffected peers keep their traffic", func(t *testing.T) {
+		checks, bad, moves := watch.end()
+		// the flows ran while AllowedIPs really changed elsewhere: C's address moved from
+		// its old key to its new one, then went
+		t.Logf("%d device checks of the unaffected peers; holders of c's address seen on a and p: %v", checks, moves)
+		for _, n := range []string{"a", "p"} {
+			if !slices.Contains(moves[n], keys["c"]) || !slices.Contains(moves[n], "") || len(moves[n]) < 3 {
+				t.Errorf("on %s the holders of c's address went %q: want c's old key, a new one, then none", n, moves[n])
+			}
+		}
+		if len(bad) > 0 {
+			t.Errorf("an unaffected peer lost its allowed IPs while C restarted and died (%d of %d checks failed):\n%s", len(bad), checks, strings.Join(bad, "\n"))
+		}
+		for _, p := range pings {
+			sent, lost := p.stop(t)
+			t.Logf("ping %s: %d sent, %d lost", p.name, sent, lost)
+			// the one echo in flight when ping is interrupted may count as lost
+			if lost > maxLost || sent < 100 {
+				t.Errorf("ping %s during C's restart and death: %d of %d lost (want at most %d of at least 100)", p.name, lost, sent, maxLost)
+			}
+		}
 	})
 }
+
+// maxLost is how many echoes of a continuous ping of an unaffected flow may be lost while
+// routes change elsewhere: only the one in flight when ping is interrupted.
+const maxLost = 1
 
 // TestMeshSymmetricNAT: R2 maps every flow to a new port, so A and B cannot punch; they
 // relay through P. Killing P withdraws the routes through it.
@@ -176,6 +237,7 @@ func TestMeshSymmetricNAT(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	keyP := tp.keys("p")["p"]
 	tp.nodes["p"].Kill()
 	took = eventually(t, deadBound, func() error {
 		for _, n := range []string{"a", "b"} {
@@ -185,6 +247,16 @@ func TestMeshSymmetricNAT(t *testing.T) {
 			}
 			if len(st.Peers) != 0 {
 				return fmt.Errorf("%s still has routes: %+v", n, st.Peers)
+			}
+			peers, err := tp.wgDump(n, tp.dev(n))
+			if err != nil {
+				return err
+			}
+			for _, p := range peers {
+				// a punch candidate (no allowed IPs) may still be on trial: only routes count
+				if p.Key == keyP || len(p.AllowedIPs) > 0 {
+					return fmt.Errorf("%s's device still routes through peer %s: %v", n, p.Key, p.AllowedIPs)
+				}
 			}
 		}
 		return nil
