@@ -40,7 +40,7 @@ func runNetworkImport(ctx context.Context, args []string, stdout, stderr io.Writ
 	if err != nil {
 		return err
 	}
-	progress := newProgress(stderr, fmt.Sprintf("importing %d peers into %s", len(cfg.Peers), *name))
+	progress := newProgress(stderr, fmt.Sprintf("importing %d peers into %s", len(cfg.Peers), *name), isTerminal(stderr))
 	start := time.Now()
 	out, err := c.ImportNetworkProgress(ctx, wire.NetworkImport{Name: *name, Config: string(raw), Endpoint: *endpoint}, progress.update)
 	progress.done(err == nil)
@@ -62,27 +62,22 @@ func runNetworkImport(ctx context.Context, args []string, stdout, stderr io.Writ
 type progress struct {
 	w     io.Writer
 	label string
-	tty   bool
+	tty   bool             // draw at all (isTerminal of w, decided by the caller)
+	now   func() time.Time // the redraw throttle's clock
 	last  time.Time
 }
 
-func newProgress(w io.Writer, label string) *progress {
-	p := &progress{w: w, label: label}
-	if f, ok := w.(*os.File); ok {
-		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
-			p.tty = true
-		}
-	}
-	return p
+func newProgress(w io.Writer, label string, tty bool) *progress {
+	return &progress{w: w, label: label, tty: tty, now: time.Now}
 }
 
 var _ apiclient.ProgressFunc = (*progress)(nil).update
 
 func (p *progress) update(sent, total int64) {
-	if !p.tty || total <= 0 || (time.Since(p.last) < 100*time.Millisecond && sent < total) {
+	if !p.tty || total <= 0 || (p.now().Sub(p.last) < 100*time.Millisecond && sent < total) {
 		return
 	}
-	p.last = time.Now()
+	p.last = p.now()
 	const width = 30
 	fill := int(int64(width) * sent / total)
 	bar := strings.Repeat("█", fill) + strings.Repeat("░", width-fill)
