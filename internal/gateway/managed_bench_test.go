@@ -90,6 +90,40 @@ func (d *countingDevice) Peers(ctx context.Context) ([]wgdev.PeerStatus, error) 
 	return d.Device.Peers(ctx)
 }
 
+// snapshotServer serves snap to gateways over the replication routes.
+func snapshotServer(b *testing.B, snap wirefleet.Snapshot) *httptest.Server {
+	h := replication.NewHandler(replication.Options{Source: staticSource{snap}, Logger: quiet()})
+	srv := httptest.NewServer(h.Mount(func(*http.Request) (replication.Caller, error) {
+		return replication.Caller{Roles: []wirefleet.Role{wirefleet.RoleGateway}}, nil
+	}))
+	b.Cleanup(srv.Close)
+	return srv
+}
+
+// startManaged runs a managed gateway following srv onto a new userspace device (named
+// from prefix) in ns; complete is called once, when the device has received n peers. The
+// channel carries RunManaged's result.
+func startManaged(ctx context.Context, b *testing.B, srv *httptest.Server, ns *testenv.NetNS, prefix string, stats time.Duration, n int, complete func()) <-chan error {
+	var once sync.Once
+	exited := make(chan error, 1)
+	cfg := Managed{ControlURL: srv.URL, Token: "x", Backend: "userspace", DeviceName: testenv.UniqueName(prefix),
+		Networks: []string{"bench"}, StateDir: b.TempDir(), Logger: quiet(), StatsInterval: stats,
+		OpenDevice: func(ctx context.Context, c auto.Config) (wgdev.Device, error) {
+			c.NetNS = ns.Name
+			d, err := auto.Open(ctx, c)
+			if err != nil {
+				return nil, err
+			}
+			return &countingDevice{Device: d, onApply: func(total int) {
+				if total >= n {
+					once.Do(complete)
+				}
+			}}, nil
+		}}
+	go func() { exited <- RunManaged(ctx, cfg) }()
+	return exited
+}
+
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // BenchmarkManagedColdStart50k: a managed gateway starts with an empty state dir, loads
@@ -99,38 +133,16 @@ func BenchmarkManagedColdStart50k(b *testing.B) {
 	testenv.Privileged(b, "wg", "wireguard-go")
 	const n = 50000
 	snap := benchSnapshot(b, n)
-	h := replication.NewHandler(replication.Options{Source: staticSource{snap}, Logger: quiet()})
-	srv := httptest.NewServer(h.Mount(func(*http.Request) (replication.Caller, error) {
-		return replication.Caller{Roles: []wirefleet.Role{wirefleet.RoleGateway}}, nil
-	}))
-	b.Cleanup(srv.Close)
+	srv := snapshotServer(b, snap)
 
 	b.Run("wirefleet", func(b *testing.B) {
 		ns := testenv.NewNetNS(b, "wfcs") // the device's addresses stay out of the host
 		for b.Loop() {
-			name := testenv.UniqueName("wfcs")
 			done := make(chan struct{})
-			var once sync.Once
 			ctx, cancel := context.WithCancel(context.Background())
 			start := time.Now()
 			var took time.Duration
-			exited := make(chan error, 1)
-			go func() {
-				exited <- RunManaged(ctx, Managed{ControlURL: srv.URL, Token: "x", Backend: "userspace", DeviceName: name,
-					Networks: []string{"bench"}, StateDir: b.TempDir(), Logger: quiet(), StatsInterval: time.Hour,
-					OpenDevice: func(ctx context.Context, c auto.Config) (wgdev.Device, error) {
-						c.NetNS = ns.Name
-						d, err := auto.Open(ctx, c)
-						if err != nil {
-							return nil, err
-						}
-						return &countingDevice{Device: d, onApply: func(total int) {
-							if total >= n {
-								once.Do(func() { took = time.Since(start); close(done) })
-							}
-						}}, nil
-					}})
-			}()
+			exited := startManaged(ctx, b, srv, ns, "wfcs", time.Hour, n, func() { took = time.Since(start); close(done) })
 			select {
 			case <-done:
 			case err := <-exited:
@@ -229,11 +241,7 @@ func BenchmarkManagedHeapPerPeer(b *testing.B) {
 	testenv.Privileged(b)
 	const n = 20000
 	snap := benchSnapshot(b, n)
-	h := replication.NewHandler(replication.Options{Source: staticSource{snap}, Logger: quiet()})
-	srv := httptest.NewServer(h.Mount(func(*http.Request) (replication.Caller, error) {
-		return replication.Caller{Roles: []wirefleet.Role{wirefleet.RoleGateway}}, nil
-	}))
-	b.Cleanup(srv.Close)
+	srv := snapshotServer(b, snap)
 	ns := testenv.NewNetNS(b, "wfhp")
 	heap := func() uint64 {
 		runtime.GC()
@@ -266,24 +274,7 @@ func BenchmarkManagedHeapPerPeer(b *testing.B) {
 		h2 := heap()
 		ctx, cancel := context.WithCancel(context.Background())
 		complete := make(chan struct{})
-		var once sync.Once
-		exited := make(chan error, 1)
-		go func() {
-			exited <- RunManaged(ctx, Managed{ControlURL: srv.URL, Token: "x", Backend: "userspace", DeviceName: testenv.UniqueName("wfhb"),
-				Networks: []string{"bench"}, StateDir: b.TempDir(), Logger: quiet(), StatsInterval: time.Second,
-				OpenDevice: func(ctx context.Context, c auto.Config) (wgdev.Device, error) {
-					c.NetNS = ns.Name
-					d, err := auto.Open(ctx, c)
-					if err != nil {
-						return nil, err
-					}
-					return &countingDevice{Device: d, onApply: func(total int) {
-						if total >= n {
-							once.Do(func() { close(complete) })
-						}
-					}}, nil
-				}})
-		}()
+		exited := startManaged(ctx, b, srv, ns, "wfhb", time.Second, n, func() { close(complete) })
 		select {
 		case <-complete:
 		case err := <-exited:
