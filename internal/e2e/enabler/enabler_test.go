@@ -254,6 +254,12 @@ PersistentKeepalive = 25
 		}
 		return fmt.Errorf("no open session of the client in %s", body)
 	})
+	// And through the CLI, which talks to -rest-listen like to any control plane.
+	cli := nsS.Command(bin, "session", "list", devS, "-open")
+	cli.Env = append(os.Environ(), "WIREFLEET_SERVER=http://127.0.0.1:8080", "WIREFLEET_TOKEN="+tok)
+	if out, err := cli.CombinedOutput(); err != nil || !strings.Contains(string(out), keys.Public) || !strings.Contains(string(out), "local") {
+		t.Errorf("wirefleet session list %s -open: %v\n%s", devS, err, out)
+	}
 
 	// /info is what wg show prints on the server (now with handshake and transfer lines);
 	// /info/conf has no secret at all.
