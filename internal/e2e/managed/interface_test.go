@@ -2,6 +2,8 @@ package managed
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -27,7 +29,8 @@ var mtuRE = regexp.MustCompile(`\bmtu (\d+)\b`)
 
 // TestInterfaceChangedInPlace: changing the network's listen port, MTU and IPv4 prefix
 // through the API reconfigures the gateway's device in place — same ifindex, peers kept —
-// and the client reaches it on the new port. The gateway's /metrics then show the
+// and the client reaches it on the new port. (The API cannot change a network's key; a
+// key, port and MTU changed behind the gateway's back are repaired, in place too.) The gateway's /metrics then show the
 // client's traffic, the applied seq equal to the control plane's head and apply latency.
 func TestInterfaceChangedInPlace(t *testing.T) {
 	f := newFleet(t)
@@ -87,6 +90,38 @@ func TestInterfaceChangedInPlace(t *testing.T) {
 	if after := g.ifindex(t); after != before {
 		t.Fatalf("ifindex %s before the change, %s after the client re-dialled", before, after)
 	}
+
+	// The interface altered behind the gateway's back (key, port, MTU): the drift check
+	// puts it back, again in place.
+	other, _ := newKey()
+	keyFile := filepath.Join(t.TempDir(), "other.key")
+	if err := os.WriteFile(keyFile, []byte(other.String()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g.ns.Exec(t, "wg", "set", g.dev, "private-key", keyFile, "listen-port", "51899")
+	g.ns.Exec(t, "ip", "link", "set", "dev", g.dev, "mtu", "1300")
+	if got := strings.TrimSpace(g.ns.Exec(t, "wg", "show", g.dev, "public-key")); got != other.PublicKey().String() {
+		t.Fatalf("wg set private-key did not take: public key %s", got)
+	}
+	e2e.Eventually(t, 20*time.Second, func() error {
+		if got := strings.TrimSpace(g.ns.Exec(t, "wg", "show", g.dev, "public-key")); got != f.netPub.String() {
+			return fmt.Errorf("public key %s, want the network's %s", got, f.netPub)
+		}
+		if got := strings.TrimSpace(g.ns.Exec(t, "wg", "show", g.dev, "listen-port")); got != "51821" {
+			return fmt.Errorf("listen port %s, want 51821", got)
+		}
+		if link := g.ns.Exec(t, "ip", "-d", "-o", "link", "show", "dev", g.dev); mtuRE.FindStringSubmatch(link)[1] != "1380" {
+			return fmt.Errorf("ip -d link: want mtu 1380: %s", link)
+		}
+		return nil
+	})
+	if after := g.ifindex(t); after != before {
+		t.Fatalf("the interface repair recreated the link: ifindex %s before, %s after", before, after)
+	}
+	if n, err := g.metric(metrics.DriftRepairs, `kind="interface"`); err != nil || n < 1 {
+		t.Errorf("interface drift repairs: %v %v, want ≥ 1", n, err)
+	}
+	e2e.Eventually(t, 20*time.Second, c.ping)
 
 	// Metrics: the client's traffic, the applied seq at the control plane's head, and
 	// apply latency observed for the ops of this test (network.put included).
