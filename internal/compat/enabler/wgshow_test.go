@@ -3,15 +3,13 @@ package enabler
 import (
 	"flag"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
-
 	"github.com/wirefleet/wirefleet"
+	"github.com/wirefleet/wirefleet/internal/testenv"
 	"github.com/wirefleet/wirefleet/internal/wgdev"
 )
 
@@ -19,19 +17,7 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 func golden(t *testing.T, name, got string) {
 	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if diff := cmp.Diff(string(want), got); diff != "" {
-		t.Errorf("%s mismatch (-want +got):\n%s", name, diff)
-	}
+	testenv.Golden(t, filepath.Join("testdata", name), []byte(got), *update)
 }
 
 func showFixture() (wgdev.Info, []wgdev.PeerStatus, time.Time) {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/wirefleet/wirefleet"
+	"github.com/wirefleet/wirefleet/internal/testenv"
 	"github.com/wirefleet/wirefleet/internal/wgdev"
 	"github.com/wirefleet/wirefleet/internal/wgdev/wgdevtest"
 )
@@ -143,20 +144,7 @@ func (f *fixture) peers(t *testing.T) []wgdev.PeerStatus {
 // golden compares got with testdata/name, or rewrites it under -update.
 func golden(t *testing.T, name, got string) {
 	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if diff := cmp.Diff(string(want), got); diff != "" {
-		t.Errorf("%s mismatch (-want +got):\n%s", name, diff)
-	}
+	testenv.Golden(t, filepath.Join("testdata", name), []byte(got), *update)
 }
 
 // newPost builds a POST with a body; contentType "" means the form type.

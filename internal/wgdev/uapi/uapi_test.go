@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/wirefleet/wirefleet"
+	"github.com/wirefleet/wirefleet/internal/testenv"
 	"github.com/wirefleet/wirefleet/internal/wgdev"
 )
 
@@ -144,19 +144,7 @@ func TestAppendSet(t *testing.T) {
 
 func golden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if diff := cmp.Diff(string(want), string(got)); diff != "" {
-		t.Errorf("%s (-want +got):\n%s", path, diff)
-	}
+	testenv.Golden(t, filepath.Join("testdata", name), got, *update)
 }
 
 // FuzzParse: the get output comes from a socket anyone with root can serve. Parse must
