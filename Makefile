@@ -7,7 +7,7 @@ DATA_DIR      ?= /var/lib/wirefleet
 export CGO_ENABLED ?= 0
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: all build run test test-deps fmt-check vet staticcheck unit privileged bench fmt clean
+.PHONY: all build run test test-deps fmt-check vet staticcheck unit privileged bench bench-smoke fmt clean
 
 all: build
 
@@ -18,7 +18,7 @@ build:
 run: build
 	./$(BIN) server -data $(DATA_DIR) -listen 127.0.0.1:8080
 
-test: test-deps fmt-check vet staticcheck unit privileged
+test: test-deps fmt-check vet staticcheck unit privileged bench-smoke
 
 test-deps:
 	./scripts/install-test-deps.sh
@@ -39,6 +39,12 @@ unit:
 # Everything again without -short: privileged end-to-end tests in network namespaces.
 privileged:
 	$(GO) test -count=1 -p 2 -timeout 20m ./...
+
+# Every benchmark once (-benchtime 1x), so none rots unnoticed and each still measures what
+# docs/benchmarks.md says; the admin-traffic ones only measure a 30 s window per size and are
+# left to `make bench`.
+bench-smoke:
+	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -skip 'AdminTraffic' -timeout 20m ./...
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
