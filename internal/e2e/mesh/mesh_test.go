@@ -65,6 +65,15 @@ func TestMeshNAT(t *testing.T) {
 		if len(st.Peers) != 0 {
 			t.Fatalf("the node with the wrong key has peers: %+v", st.Peers)
 		}
+		// in the devices too: the intruder's has no peer, and no mesh node has its key
+		if peers, err := tp.wgDump("b", tp.prefix+"wk"); err != nil || len(peers) != 0 {
+			t.Fatalf("the intruder's device has peers %+v (err=%v)", peers, err)
+		}
+		for _, n := range []string{"p", "a", "b", "c"} {
+			if err := tp.noPeer(n, st.Node.PublicKey); err != nil {
+				t.Fatalf("the intruder in the device: %v", err)
+			}
+		}
 		p.Stop(5 * time.Second)
 	})
 
