@@ -16,6 +16,7 @@ import (
 
 	"github.com/wirefleet/wirefleet"
 	"github.com/wirefleet/wirefleet/internal/api"
+	"github.com/wirefleet/wirefleet/internal/api/mount"
 	"github.com/wirefleet/wirefleet/internal/control"
 	"github.com/wirefleet/wirefleet/internal/metrics"
 	"github.com/wirefleet/wirefleet/internal/replication"
@@ -138,7 +139,7 @@ func (o *observer) Run(ctx context.Context) error {
 
 // apiRoutes are the replication and sessions routes as the API's route table calls them.
 func (o *observer) apiRoutes() (api.Replication, api.Sessions) {
-	return replRoutes{o.repl}, sessionRoutes{sessions.Handler{T: o.tracker}}
+	return mount.Replication(o.repl), mount.Sessions(sessions.Handler{T: o.tracker})
 }
 
 // restHandler serves the REST API and /metrics, with API latency recorded by route.
@@ -168,39 +169,4 @@ func roleLabel(c replication.Caller) string {
 		}
 	}
 	return "other"
-}
-
-// replRoutes and sessionRoutes adapt the replication and sessions handlers to the API's
-// route table (the same adapters as the server's: the API authenticates and authorises,
-// then hands over the caller's roles and network scope).
-type replRoutes struct{ h *replication.Handler }
-
-func (x replRoutes) Snapshot(w http.ResponseWriter, r *http.Request, p api.Principal) {
-	x.h.Snapshot(w, r, replication.Caller{Roles: p.Roles, Networks: p.Networks})
-}
-
-func (x replRoutes) Log(w http.ResponseWriter, r *http.Request, p api.Principal) {
-	x.h.Log(w, r, replication.Caller{Roles: p.Roles, Networks: p.Networks})
-}
-
-type sessionRoutes struct{ h sessions.Handler }
-
-func sessionsCaller(p api.Principal) sessions.Caller {
-	return sessions.Caller{Name: p.Name, Networks: p.Networks}
-}
-
-func (x sessionRoutes) PushStats(w http.ResponseWriter, r *http.Request, p api.Principal) error {
-	return x.h.PushStats(w, r, sessionsCaller(p))
-}
-
-func (x sessionRoutes) List(w http.ResponseWriter, r *http.Request, p api.Principal) error {
-	return x.h.List(w, r, sessionsCaller(p))
-}
-
-func (x sessionRoutes) Events(w http.ResponseWriter, r *http.Request, p api.Principal) error {
-	return x.h.Events(w, r, sessionsCaller(p))
-}
-
-func (x sessionRoutes) LastSeen(w http.ResponseWriter, r *http.Request, p api.Principal) error {
-	return x.h.LastSeen(w, r, sessionsCaller(p))
 }

@@ -33,6 +33,7 @@ import (
 
 	"github.com/wirefleet/wirefleet"
 	"github.com/wirefleet/wirefleet/internal/api"
+	"github.com/wirefleet/wirefleet/internal/api/mount"
 	"github.com/wirefleet/wirefleet/internal/control"
 	"github.com/wirefleet/wirefleet/internal/gateway"
 	"github.com/wirefleet/wirefleet/internal/metrics"
@@ -163,7 +164,7 @@ func newManagedSide(ctx context.Context, cfg Config, st store.Store, svc *contro
 
 // apiRoutes are the managed routes as the API's route table calls them.
 func (m *managedSide) apiRoutes() (api.Replication, api.Sessions) {
-	return replRoutes{m.repl}, sessionRoutes{sessions.Handler{T: m.tracker}}
+	return mount.Replication(m.repl), mount.Sessions(sessions.Handler{T: m.tracker})
 }
 
 // mount serves the API (which carries the replication, stats and sessions routes) and
