@@ -263,32 +263,54 @@ func (r *reader) ListNetworks() ([]wirefleet.Network, error) {
 
 const peerCols = `network, public_key, name, addresses, preshared_key, enabled, expires_at, expired, created_at, updated_at`
 
-func scanPeer(sc interface{ Scan(...any) error }) (wirefleet.Peer, error) {
-	var p wirefleet.Peer
-	var pub, addrs string
-	var psk sql.NullString
-	var expires sql.NullInt64
-	var created, updated int64
-	if err := sc.Scan(&p.Network, &pub, &p.Name, &addrs, &psk, &p.Enabled, &expires, &p.Expired, &created, &updated); err != nil {
-		return p, err
+// peerScanner decodes peer rows. Its scan destinations and the Scan argument list are
+// built once per query, not per row: on a 50,000-row listing the per-row allocations of
+// the destinations (they escape through Scan's ...any) were a third of the bytes allocated.
+type peerScanner struct {
+	network, pub, name, addrs string
+	psk                       sql.NullString
+	enabled, expired          bool
+	expires                   sql.NullInt64
+	created, updated          int64
+	dest                      []any
+}
+
+func newPeerScanner() *peerScanner {
+	s := &peerScanner{}
+	s.dest = []any{&s.network, &s.pub, &s.name, &s.addrs, &s.psk, &s.enabled, &s.expires, &s.expired, &s.created, &s.updated}
+	return s
+}
+
+// scan decodes the current row into *p (in place: a listing scans straight into its
+// result slice).
+func (s *peerScanner) scan(sc interface{ Scan(...any) error }, p *wirefleet.Peer) error {
+	if err := sc.Scan(s.dest...); err != nil {
+		return err
 	}
 	var err error
-	if p.PublicKey, err = decodeKey(pub); err != nil {
-		return p, corrupt("peer public key %q: %v", pub, err)
+	if p.PublicKey, err = decodeKey(s.pub); err != nil {
+		return corrupt("peer public key %q: %v", s.pub, err)
 	}
-	if p.Addresses, err = parseAddrs(addrs); err != nil {
-		return p, err
+	if p.Addresses, err = parseAddrs(s.addrs); err != nil {
+		return err
 	}
-	if psk.Valid {
-		k, err := wirefleet.ParseKey(psk.String)
+	if s.psk.Valid {
+		k, err := wirefleet.ParseKey(s.psk.String)
 		if err != nil {
-			return p, corrupt("peer %s preshared key: %v", pub, err)
+			return corrupt("peer %s preshared key: %v", s.pub, err)
 		}
 		p.PresharedKey = wirefleet.NewSecretKey(k)
 	}
-	p.ExpiresAt = fromNullMicros(expires)
-	p.CreatedAt, p.UpdatedAt = fromMicros(created), fromMicros(updated)
-	return p, nil
+	p.Network, p.Name, p.Enabled, p.Expired = s.network, s.name, s.enabled, s.expired
+	p.ExpiresAt = fromNullMicros(s.expires)
+	p.CreatedAt, p.UpdatedAt = fromMicros(s.created), fromMicros(s.updated)
+	return nil
+}
+
+func scanPeer(sc interface{ Scan(...any) error }) (wirefleet.Peer, error) {
+	var p wirefleet.Peer
+	err := newPeerScanner().scan(sc, &p)
+	return p, err
 }
 
 func (r *reader) GetPeer(network string, pub wirefleet.Key) (wirefleet.Peer, error) {
@@ -353,12 +375,12 @@ func (r *reader) ListPeers(q store.PeerQuery) ([]wirefleet.Peer, error) {
 	}
 	defer rows.Close()
 	out := make([]wirefleet.Peer, 0, min(max(q.Limit, 16), store.MaxListHint))
+	sc := newPeerScanner()
 	for rows.Next() {
-		p, err := scanPeer(rows)
-		if err != nil {
+		out = append(out, wirefleet.Peer{})
+		if err := sc.scan(rows, &out[len(out)-1]); err != nil {
 			return nil, dbErr("list peers", err)
 		}
-		out = append(out, p)
 	}
 	return out, dbErr("list peers", rows.Err())
 }
