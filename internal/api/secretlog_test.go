@@ -1,14 +1,12 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,30 +14,13 @@ import (
 	"github.com/wirefleet/wirefleet/internal/api/wire"
 	"github.com/wirefleet/wirefleet/internal/control"
 	"github.com/wirefleet/wirefleet/internal/store/sqlite"
+	"github.com/wirefleet/wirefleet/internal/testenv"
 	"github.com/wirefleet/wirefleet/internal/wgquick"
 )
 
-// lockedBuffer is a log sink shared by the server's goroutines and the test.
-type lockedBuffer struct {
-	mu sync.Mutex // guards b
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // newLoggedEnv is newEnv with the store, the service and the API all logging at debug
 // level (what `wirefleet server -debug` does) into one buffer.
-func newLoggedEnv(t *testing.T, logs *lockedBuffer) *env {
+func newLoggedEnv(t *testing.T, logs *testenv.Buffer) *env {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx := context.Background()
@@ -66,7 +47,7 @@ func newLoggedEnv(t *testing.T, logs *lockedBuffer) *env {
 // a secret), client configs (a private key) and an import (a network private key) leave
 // no secret and no Authorization value in the log.
 func TestSecretsNeverLogged(t *testing.T) {
-	logs := &lockedBuffer{}
+	logs := &testenv.Buffer{}
 	e := newLoggedEnv(t, logs)
 	n := e.network()
 	secrets := []string{e.admin}

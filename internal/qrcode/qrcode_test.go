@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"flag"
 	"image/png"
-	"os"
 	"strings"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
 	"rsc.io/qr"
+
+	"github.com/wirefleet/wirefleet/internal/testenv"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -21,19 +21,7 @@ func TestTerminalGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := "testdata/config.qr.txt"
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(string(want), got); diff != "" {
-		t.Errorf("terminal QR differs (-want +got; -update rewrites):\n%s", diff)
-	}
+	testenv.Golden(t, "testdata/config.qr.txt", []byte(got), *update)
 }
 
 // TestTerminalMatchesCode decodes the half blocks back into modules and compares them with
