@@ -13,7 +13,6 @@ import (
 	"net/netip"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +20,7 @@ import (
 
 	"github.com/wirefleet/wirefleet"
 	"github.com/wirefleet/wirefleet/internal/api"
+	"github.com/wirefleet/wirefleet/internal/api/mount"
 	"github.com/wirefleet/wirefleet/internal/api/wire"
 	"github.com/wirefleet/wirefleet/internal/control"
 	"github.com/wirefleet/wirefleet/internal/sessions"
@@ -29,37 +29,6 @@ import (
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
-
-// sessionRoutes adapts the real sessions handler to the API, as internal/server does.
-type sessionRoutes struct{ h sessions.Handler }
-
-func sessCaller(p api.Principal) sessions.Caller {
-	return sessions.Caller{Name: p.Name, Networks: p.Networks}
-}
-func (x sessionRoutes) PushStats(w http.ResponseWriter, r *http.Request, p api.Principal) error {
-	return x.h.PushStats(w, r, sessCaller(p))
-}
-func (x sessionRoutes) List(w http.ResponseWriter, r *http.Request, p api.Principal) error {
-	return x.h.List(w, r, sessCaller(p))
-}
-func (x sessionRoutes) Events(w http.ResponseWriter, r *http.Request, p api.Principal) error {
-	return x.h.Events(w, r, sessCaller(p))
-}
-func (x sessionRoutes) LastSeen(w http.ResponseWriter, r *http.Request, p api.Principal) error {
-	return x.h.LastSeen(w, r, sessCaller(p))
-}
-
-type testClock struct {
-	mu sync.Mutex // guards t
-	t  time.Time
-}
-
-func (c *testClock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *testClock) add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 var (
 	keyA = wirefleet.MustParseKey("xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=")
@@ -71,7 +40,7 @@ var (
 // its stats and sessions routes, served by httptest.
 type testAPI struct {
 	svc     *control.Service
-	clock   *testClock
+	clock   *testenv.Clock
 	tracker *sessions.Tracker
 	hs      *httptest.Server
 }
@@ -86,9 +55,9 @@ func newTestAPI(t *testing.T) *testAPI {
 	}
 	t.Cleanup(func() { st.Close() })
 	svc := control.New(st, control.Options{Logger: log})
-	clock := &testClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
-	tracker := sessions.New(sessions.Config{Inactivity: 10 * time.Minute, Now: clock.now, Logger: log})
-	srv, err := api.New(api.Config{Service: svc, Logger: log, Sessions: sessionRoutes{sessions.Handler{T: tracker}}})
+	clock := testenv.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
+	tracker := sessions.New(sessions.Config{Inactivity: 10 * time.Minute, Now: clock.Now, Logger: log})
+	srv, err := api.New(api.Config{Service: svc, Logger: log, Sessions: mount.Sessions(sessions.Handler{T: tracker})})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,10 +103,10 @@ func TestSessionList(t *testing.T) {
 	// A connects and goes quiet (closed by the inactivity sweep); then B and C connect.
 	// A gateway's first report of a peer is the counters' baseline: sessions count the
 	// bytes of later reports.
-	t0 := clock.now()
+	t0 := clock.Now()
 	push("office", keyA, t0.Add(-5*time.Minute), 1000, 1000)
 	push("office", keyA, t0.Add(-5*time.Minute), 3048, 5096)
-	clock.add(11 * time.Minute)
+	clock.Advance(11 * time.Minute)
 	if n := tracker.Sweep(); n != 1 {
 		t.Fatalf("sweep closed %d sessions, want 1", n)
 	}

@@ -20,25 +20,8 @@ import (
 	"github.com/wirefleet/wirefleet/internal/replication"
 	"github.com/wirefleet/wirefleet/internal/sessions"
 	"github.com/wirefleet/wirefleet/internal/store/sqlite"
+	"github.com/wirefleet/wirefleet/internal/testenv"
 )
-
-// fakeClock is the service's clock; tests move it to expire tokens and peers.
-type fakeClock struct {
-	mu sync.Mutex // guards t
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // env is an API server on a real SQLite file in t.TempDir().
 type env struct {
@@ -46,7 +29,7 @@ type env struct {
 	svc   *control.Service
 	srv   *Server
 	http  *httptest.Server
-	clock *fakeClock
+	clock *testenv.Clock
 	admin string // secret of an unscoped admin token
 	seq   int
 	// tracker is the real session tracker behind the sessions routes.
@@ -93,7 +76,7 @@ func newEnv(t *testing.T, cfg Config) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	clock := &fakeClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	clock := testenv.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	svc := control.New(st, control.Options{Now: clock.Now, Logger: discard()})
 	cfg.Service = svc
 	cfg.Now = clock.Now

@@ -29,7 +29,7 @@ func newLoggedEnv(t *testing.T, logs *testenv.Buffer) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	clock := &fakeClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	clock := testenv.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	svc := control.New(st, control.Options{Now: clock.Now, Logger: log})
 	srv, err := New(Config{Service: svc, Now: clock.Now, Logger: log})
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/wirefleet/wirefleet"
 	"github.com/wirefleet/wirefleet/internal/mesh/wire"
+	"github.com/wirefleet/wirefleet/internal/testenv"
 	"github.com/wirefleet/wirefleet/internal/wgdev"
 	"github.com/wirefleet/wirefleet/internal/wgdev/wgdevtest"
 )
@@ -28,18 +29,6 @@ import (
 // the tunnel carried them; the e2e tests run the same logic over real tunnels and NATs.
 
 var subnet = netip.MustParsePrefix("198.51.100.0/24")
-
-type clock struct {
-	mu sync.Mutex // guards t
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 type dgram struct {
 	b        []byte
@@ -113,7 +102,7 @@ type testNode struct {
 type world struct {
 	t     *testing.T
 	ctx   context.Context
-	clk   *clock
+	clk   *testenv.Clock
 	fn    *fakeNet
 	nodes map[string]*testNode
 	key   []byte
@@ -122,7 +111,7 @@ type world struct {
 var staticP = StaticPeer{EndPoint: "203.0.113.10:50010", AdminPort: 50510, WgIP: netip.MustParseAddr("198.51.100.10")}
 
 func newWorld(t *testing.T) *world {
-	return &world{t: t, ctx: context.Background(), clk: &clock{t: time.Unix(1_800_000_000, 0)},
+	return &world{t: t, ctx: context.Background(), clk: testenv.NewClock(time.Unix(1_800_000_000, 0)),
 		fn: &fakeNet{byAddr: map[netip.AddrPort]*Node{}}, nodes: map[string]*testNode{}, key: bytes.Repeat([]byte{3}, 32)}
 }
 

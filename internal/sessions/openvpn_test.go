@@ -11,15 +11,16 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/wirefleet/wirefleet"
+	"github.com/wirefleet/wirefleet/internal/testenv"
 )
 
 const cnA = "kNLs/jAxQ8w3PWgj+Bx8mDComLFPKgCrxPvvq0Lsq2s="
 
 func TestOpenVPNSessionLifecycle(t *testing.T) {
-	c := &clock{t: time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)}
+	c := testenv.NewClock(time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC))
 	sink := &memSink{}
-	tr := New(Config{Now: c.now, Sinks: []Sink{sink}})
-	since := c.now().Add(-time.Minute)
+	tr := New(Config{Now: c.Now, Sinks: []Sink{sink}})
+	since := c.Now().Add(-time.Minute)
 	client := func(rx, tx int64, since time.Time) OpenVPNClient {
 		return OpenVPNClient{Process: "udp", CommonName: cnA, IPv4: "198.18.8.2", IPv6: "fd00:8::1000",
 			BytesReceived: rx, BytesSent: tx, ConnectedSince: since, Endpoint: "203.0.113.5:1194"}
@@ -31,11 +32,11 @@ func TestOpenVPNSessionLifecycle(t *testing.T) {
 		tr.Ingest(Report{Gateway: gw, OpenVPN: cs, OpenVPNUnreachable: unreachable}, nil)
 	}
 	push("gw1", nil, client(100, 200, since))
-	c.add(30 * time.Second)
+	c.Advance(30 * time.Second)
 	push("gw1", nil, client(1100, 2200, since))
 	want := Session{Protocol: ProtocolOpenVPN, Gateway: "gw1", Process: "udp", CommonName: cnA,
 		IPv4: "198.18.8.2", IPv6: "fd00:8::1000",
-		Start: since, LastSeen: c.now(), RxBytes: 1100, TxBytes: 2200}
+		Start: since, LastSeen: c.Now(), RxBytes: 1100, TxBytes: 2200}
 	got := tr.List(Filter{Protocol: ProtocolOpenVPN})
 	if len(got) != 1 {
 		t.Fatalf("sessions: %+v", got)
@@ -57,20 +58,20 @@ func TestOpenVPNSessionLifecycle(t *testing.T) {
 
 	// A reconnect (new connected-since) is a new session; the old one closes because it
 	// is no longer listed.
-	c.add(30 * time.Second)
-	since2 := c.now().Add(-time.Second)
+	c.Advance(30 * time.Second)
+	since2 := c.Now().Add(-time.Second)
 	push("gw1", nil, client(10, 20, since2))
 	open := tr.List(Filter{State: "open"})
 	closed := tr.List(Filter{State: "closed"})
 	if len(open) != 1 || open[0].ID == first || !open[0].Start.Equal(since2) || open[0].RxBytes != 10 {
 		t.Errorf("open after reconnect: %+v", open)
 	}
-	if len(closed) != 1 || closed[0].ID != first || closed[0].End == nil || !closed[0].End.Equal(c.now()) || closed[0].RxBytes != 1100 {
+	if len(closed) != 1 || closed[0].ID != first || closed[0].End == nil || !closed[0].End.Equal(c.Now()) || closed[0].RxBytes != 1100 {
 		t.Errorf("closed after reconnect: %+v", closed)
 	}
 
 	// The client disappears: closed at once.
-	c.add(time.Second)
+	c.Advance(time.Second)
 	push("gw1", nil)
 	if got := tr.List(Filter{State: "open"}); len(got) != 0 {
 		t.Errorf("open after the client left: %+v", got)
@@ -86,14 +87,14 @@ func TestOpenVPNSessionLifecycle(t *testing.T) {
 }
 
 func TestOpenVPNSessionClosesAfterInactivity(t *testing.T) {
-	c := &clock{t: time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)}
-	tr := New(Config{Now: c.now, Inactivity: time.Minute, KeepEndpoints: true})
-	tr.Ingest(Report{Gateway: "gw1", OpenVPN: []OpenVPNClient{{Process: "tcp", CommonName: "x", ConnectedSince: c.now(), Endpoint: "203.0.113.9:443"}}}, nil)
-	c.add(59 * time.Second)
+	c := testenv.NewClock(time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC))
+	tr := New(Config{Now: c.Now, Inactivity: time.Minute, KeepEndpoints: true})
+	tr.Ingest(Report{Gateway: "gw1", OpenVPN: []OpenVPNClient{{Process: "tcp", CommonName: "x", ConnectedSince: c.Now(), Endpoint: "203.0.113.9:443"}}}, nil)
+	c.Advance(59 * time.Second)
 	if tr.Sweep() != 0 {
 		t.Fatal("closed before the inactivity passed")
 	}
-	c.add(time.Second) // the gateway stopped reporting
+	c.Advance(time.Second) // the gateway stopped reporting
 	if tr.Sweep() != 1 {
 		t.Fatal("not closed after the inactivity")
 	}
@@ -103,10 +104,10 @@ func TestOpenVPNSessionClosesAfterInactivity(t *testing.T) {
 }
 
 func TestProtocolFilters(t *testing.T) {
-	c := &clock{t: time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)}
-	tr := New(Config{Now: c.now})
-	tr.Ingest(Report{Gateway: "g", Peers: []PeerStats{{Network: "a", PublicKey: key(1), LastHandshake: ts(c.now())}},
-		OpenVPN: []OpenVPNClient{{Process: "udp", CommonName: cnA, ConnectedSince: c.now()}, {Process: "tcp", CommonName: "other", ConnectedSince: c.now()}}}, nil)
+	c := testenv.NewClock(time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC))
+	tr := New(Config{Now: c.Now})
+	tr.Ingest(Report{Gateway: "g", Peers: []PeerStats{{Network: "a", PublicKey: key(1), LastHandshake: ts(c.Now())}},
+		OpenVPN: []OpenVPNClient{{Process: "udp", CommonName: cnA, ConnectedSince: c.Now()}, {Process: "tcp", CommonName: "other", ConnectedSince: c.Now()}}}, nil)
 	for _, tt := range []struct {
 		q        string
 		networks []string
@@ -138,8 +139,8 @@ func TestProtocolFilters(t *testing.T) {
 // TestOpenVPNWireFormat pins the JSON of the report and of sessions (the contract with
 // gateways and API clients; docs/openapi.yaml).
 func TestOpenVPNWireFormat(t *testing.T) {
-	c := &clock{t: time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)}
-	h := Handler{T: New(Config{Now: c.now})}
+	c := testenv.NewClock(time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC))
+	h := Handler{T: New(Config{Now: c.Now})}
 	body := `{"gateway":"gw1","time":"2026-05-01T10:00:00Z","peers":[{"network":"a","public_key":"` + key(1).String() + `","last_handshake":"2026-05-01T09:59:00Z","rx_bytes":1,"tx_bytes":2}],
 	  "openvpn":[{"process":"udp","common_name":"` + cnA + `","ipv4":"198.18.8.2","ipv6":"fd00:8::1000","bytes_received":5,"bytes_sent":6,"connected_since":"2026-05-01T09:58:00Z"}]}`
 	w := httptest.NewRecorder()

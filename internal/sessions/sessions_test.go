@@ -19,19 +19,8 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/wirefleet/wirefleet"
+	"github.com/wirefleet/wirefleet/internal/testenv"
 )
-
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 type memSink struct {
 	mu sync.Mutex
@@ -58,9 +47,9 @@ func key(b byte) wirefleet.Key {
 func ts(t time.Time) *time.Time { return &t }
 
 func TestSessionLifecycle(t *testing.T) {
-	c := &clock{t: time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)}
+	c := testenv.NewClock(time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC))
 	sink := &memSink{}
-	tr := New(Config{Now: c.now, Sinks: []Sink{sink}})
+	tr := New(Config{Now: c.Now, Sinks: []Sink{sink}})
 	k := key(1)
 	push := func(gw string, hs *time.Time, rx, tx int64) {
 		tr.Ingest(Report{Gateway: gw, Peers: []PeerStats{{Network: "a", PublicKey: k, LastHandshake: hs, RxBytes: rx, TxBytes: tx, Endpoint: "203.0.113.5:4000"}}}, nil)
@@ -69,14 +58,14 @@ func TestSessionLifecycle(t *testing.T) {
 	if len(tr.List(Filter{})) != 0 {
 		t.Fatal("a session without a handshake")
 	}
-	c.add(10 * time.Second)
-	h1 := c.now().Add(-2 * time.Second)
+	c.Advance(10 * time.Second)
+	h1 := c.Now().Add(-2 * time.Second)
 	push("gw1", &h1, 100, 200) // connect (+100/+200 since the last report)
-	c.add(10 * time.Second)
+	c.Advance(10 * time.Second)
 	push("gw1", &h1, 1100, 1200)     // +1000/+1000 on gw1
 	push("gw2", nil, 50, 50)         // gw2 baseline
-	push("gw2", ts(c.now()), 80, 90) // roamed to gw2: +30/+40, newer handshake
-	c.add(10 * time.Second)
+	push("gw2", ts(c.Now()), 80, 90) // roamed to gw2: +30/+40, newer handshake
+	c.Advance(10 * time.Second)
 	push("gw1", &h1, 10, 10) // gw1's device was recreated: counts from zero
 	open := tr.List(Filter{State: "open"})
 	if len(open) != 1 {
@@ -86,11 +75,11 @@ func TestSessionLifecycle(t *testing.T) {
 	if s.RxBytes != 1140 || s.TxBytes != 1250 || s.Gateway != "gw2" || !s.Start.Equal(h1) || s.Endpoint != "" {
 		t.Errorf("session = %+v, want rx 1140 tx 1250 via gw2 from %v, no endpoint", s, h1)
 	}
-	c.add(589 * time.Second)
+	c.Advance(589 * time.Second)
 	if tr.Sweep() != 0 {
 		t.Fatal("closed before the inactivity passed")
 	}
-	c.add(2 * time.Second)
+	c.Advance(2 * time.Second)
 	if tr.Sweep() != 1 {
 		t.Fatal("not closed after the inactivity")
 	}
@@ -100,7 +89,7 @@ func TestSessionLifecycle(t *testing.T) {
 		t.Fatalf("reopened on an old handshake: %+v", got)
 	}
 	// A new handshake opens a new session.
-	push("gw1", ts(c.now()), 30, 30)
+	push("gw1", ts(c.Now()), 30, 30)
 	if diff := cmp.Diff([]string{"connect", "disconnect", "connect"}, sink.types()); diff != "" {
 		t.Errorf("events (-want +got):\n%s", diff)
 	}
@@ -114,9 +103,9 @@ func TestSessionLifecycle(t *testing.T) {
 }
 
 func TestEndpointsOnlyWhenEnabled(t *testing.T) {
-	c := &clock{t: time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)}
-	tr := New(Config{Now: c.now, KeepEndpoints: true})
-	tr.Ingest(Report{Gateway: "g", Peers: []PeerStats{{Network: "a", PublicKey: key(1), LastHandshake: ts(c.now()), Endpoint: "203.0.113.5:4000"}}}, nil)
+	c := testenv.NewClock(time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC))
+	tr := New(Config{Now: c.Now, KeepEndpoints: true})
+	tr.Ingest(Report{Gateway: "g", Peers: []PeerStats{{Network: "a", PublicKey: key(1), LastHandshake: ts(c.Now()), Endpoint: "203.0.113.5:4000"}}}, nil)
 	if s := tr.List(Filter{}); len(s) != 1 || s[0].Endpoint != "203.0.113.5:4000" {
 		t.Errorf("%+v", s)
 	}
@@ -126,15 +115,15 @@ func TestEndpointsOnlyWhenEnabled(t *testing.T) {
 }
 
 func TestFilters(t *testing.T) {
-	c := &clock{t: time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)}
-	tr := New(Config{Now: c.now})
+	c := testenv.NewClock(time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC))
+	tr := New(Config{Now: c.Now})
 	for i, n := range []string{"a", "a", "b"} {
-		tr.Ingest(Report{Gateway: "g", Peers: []PeerStats{{Network: n, PublicKey: key(byte(i)), LastHandshake: ts(c.now())}}}, nil)
-		c.add(time.Minute)
+		tr.Ingest(Report{Gateway: "g", Peers: []PeerStats{{Network: n, PublicKey: key(byte(i)), LastHandshake: ts(c.Now())}}}, nil)
+		c.Advance(time.Minute)
 	}
-	c.add(20 * time.Minute)
+	c.Advance(20 * time.Minute)
 	tr.Sweep()
-	tr.Ingest(Report{Gateway: "g", Peers: []PeerStats{{Network: "a", PublicKey: key(0), LastHandshake: ts(c.now())}}}, nil)
+	tr.Ingest(Report{Gateway: "g", Peers: []PeerStats{{Network: "a", PublicKey: key(0), LastHandshake: ts(c.Now())}}}, nil)
 	k1 := key(1)
 	tests := []struct {
 		q    string
@@ -146,7 +135,7 @@ func TestFilters(t *testing.T) {
 		{"state=open", 1},
 		{"state=closed", 3},
 		{"public_key=" + url.QueryEscape(k1.String()), 1},
-		{"since=" + c.now().Add(-time.Minute).Format(time.RFC3339), 4},
+		{"since=" + c.Now().Add(-time.Minute).Format(time.RFC3339), 4},
 		{"limit=2", 2},
 	}
 	for _, tt := range tests {
@@ -168,8 +157,8 @@ func TestFilters(t *testing.T) {
 }
 
 func TestHandlers(t *testing.T) {
-	c := &clock{t: time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)}
-	h := Handler{T: New(Config{Now: c.now})}
+	c := testenv.NewClock(time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC))
+	h := Handler{T: New(Config{Now: c.Now})}
 	gw := Caller{Name: "token:gw1", Networks: []string{"a"}}
 	post := func(body string) (int, error) {
 		w := httptest.NewRecorder()
@@ -177,7 +166,7 @@ func TestHandlers(t *testing.T) {
 		return w.Code, err
 	}
 	k := key(7)
-	body, _ := json.Marshal(Report{Peers: []PeerStats{{Network: "a", PublicKey: k, LastHandshake: ts(c.now()), RxBytes: 1}}})
+	body, _ := json.Marshal(Report{Peers: []PeerStats{{Network: "a", PublicKey: k, LastHandshake: ts(c.Now()), RxBytes: 1}}})
 	if code, err := post(string(body)); err != nil || code != 204 {
 		t.Fatalf("push: %d %v", code, err)
 	}

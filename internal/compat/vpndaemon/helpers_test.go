@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -32,24 +31,6 @@ const (
 // epoch is the fixed "now" of the tests.
 var epoch = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 
-// clock is an injectable clock.
-type clock struct {
-	mu sync.Mutex // guards t
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
-
 // device is the in-memory device with a controllable Info (Created, own key).
 type device struct {
 	*wgdevtest.Memory
@@ -70,7 +51,7 @@ func (d *device) Info(ctx context.Context) (wgdev.Info, error) {
 type fixture struct {
 	h     *Handler
 	dev   *device
-	clock *clock
+	clock *testenv.Clock
 	proc  string
 	maint string
 }
@@ -85,7 +66,7 @@ func newFixture(t *testing.T, mod ...func(*Config)) *fixture {
 	writeFile(t, filepath.Join(proc, "uptime"), "100000.97 190000.10\n")
 	f := &fixture{
 		dev:   &device{Memory: wgdevtest.NewMemory("wg0"), created: epoch.Add(-time.Hour), own: wirefleet.MustParseKey("ZOwnZOwnZOwnZOwnZOwnZOwnZOwnZOwnZOwnZOwnZOw=")},
-		clock: &clock{t: epoch},
+		clock: testenv.NewClock(epoch),
 		proc:  proc,
 		maint: filepath.Join(dir, "maintenance-mode"),
 	}
