@@ -11,12 +11,15 @@ import (
 type OpType string
 
 // The op types. A consumer applies each in O(1): put = create or replace the whole record,
-// delete = remove it. Deleting a network removes its peers too (no peer.delete ops follow).
+// delete = remove it, replace = remove one peer and put another in its place, as one change
+// (a device re-registering with a new key: no consumer ever sees the name with no peer or
+// with two). Deleting a network removes its peers too (no peer.delete ops follow).
 const (
 	OpNetworkPut    OpType = "network.put"    // Key NetworkKey, Value NetworkValue
 	OpNetworkDelete OpType = "network.delete" // Key NetworkKey, Value DeleteValue
 	OpPeerPut       OpType = "peer.put"       // Key PeerKey, Value PeerValue
 	OpPeerDelete    OpType = "peer.delete"    // Key PeerKey, Value DeleteValue
+	OpPeerReplace   OpType = "peer.replace"   // Key PeerKey of the new peer, Value PeerReplaceValue
 	OpTokenPut      OpType = "token.put"      // Key TokenKey, Value TokenValue
 	OpTokenDelete   OpType = "token.delete"   // Key TokenKey, Value DeleteValue
 )
@@ -59,6 +62,7 @@ func ParseHash(s string) (Hash, error) {
 //   - network.put: NetworkValue.PrivateKey ("private_key") — only a gateway serving that
 //     network (and admin/follower replicas) may see it.
 //   - peer.put: PeerValue.PresharedKey ("preshared_key") — gateways of that network need it.
+//   - peer.replace: PeerReplaceValue.PresharedKey ("preshared_key"), as peer.put.
 //   - token.put: TokenValue.Hash ("hash") — followers (to authenticate) and admins only;
 //     gateways must not receive token ops in any form but redacted.
 type Op struct {
@@ -83,6 +87,14 @@ type NetworkValue struct {
 type PeerValue struct {
 	Peer
 	PresharedKey *Key `json:"preshared_key,omitempty"` // SENSITIVE
+}
+
+// PeerReplaceValue is the value of peer.replace: the new peer, in full as in peer.put, and
+// the public key of the peer of the same network it replaces. Applying it removes Replaces
+// (absent is not an error) and puts the new peer; Replaces never equals the new key.
+type PeerReplaceValue struct {
+	PeerValue
+	Replaces Key `json:"replaces"`
 }
 
 // TokenValue is the value of token.put. It never contains the secret, only its hash.

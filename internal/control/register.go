@@ -36,9 +36,10 @@ type Registration struct {
 
 // Register registers a device in one store transaction:
 //   - same name, same key: nothing changes (Changed false);
-//   - same name, new key: the name's old peers are deleted and the new one inserted with the
-//     same address (one transaction: a peer.delete and a peer.put op, committed together,
-//     so no consumer ever sees the name with no peer or with two);
+//   - same name, new key: the name's old peer is replaced by the new one with the same
+//     address, as one peer.replace op, so no consumer ever sees the name with no peer or
+//     with two, and a gateway swaps the keys in one device transaction (duplicates of the
+//     name made by hand, if any, are deleted in the same store transaction);
 //   - a key registered under another name: KindConflict;
 //   - an address held by a peer of another name: KindConflict;
 //   - a disabled or expired peer of that name or key: KindForbidden (an administrator's
@@ -130,9 +131,13 @@ func (s *Service) Register(ctx context.Context, in RegisterInput) (Registration,
 			tx.AfterRollback(func() { pool.Release([]netip.Addr{addr}) })
 		}
 		var freed []netip.Addr
-		for _, p := range old {
-			if err := tx.DeletePeer(in.Network, p.PublicKey); err != nil {
-				return err
+		for i, p := range old {
+			// The first old peer is replaced by the new one below (one op); more than one
+			// exists only if an administrator made duplicates by hand: those are deleted.
+			if i > 0 {
+				if err := tx.DeletePeer(in.Network, p.PublicKey); err != nil {
+					return err
+				}
 			}
 			out.Replaced = append(out.Replaced, p.PublicKey)
 			for _, a := range p.Addresses {
@@ -150,7 +155,11 @@ func (s *Service) Register(ctx context.Context, in RegisterInput) (Registration,
 		if err := p.Validate(); err != nil {
 			return err
 		}
-		if err := tx.InsertPeer(p); err != nil {
+		insert := func() error { return tx.InsertPeer(p) }
+		if len(old) > 0 {
+			insert = func() error { return tx.ReplacePeer(old[0].PublicKey, p) }
+		}
+		if err := insert(); err != nil {
 			if wirefleet.IsKind(err, wirefleet.KindConflict) {
 				tx.AfterRollback(func() { s.dropPool(in.Network, pool) })
 			}

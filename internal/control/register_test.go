@@ -1,6 +1,7 @@
 package control_test
 
 import (
+	"encoding/json"
 	"net/netip"
 	"sync"
 	"testing"
@@ -68,7 +69,7 @@ func TestRegisterLifecycle(t *testing.T) {
 		t.Errorf("same key again wrote ops %v", got)
 	}
 
-	// Same name, new key: one transaction deleting the old peer and inserting the new one.
+	// Same name, new key: exactly one op, a peer.replace carrying the old key.
 	in.PublicKey = key(2)
 	r, err = e.svc.Register(ctx, in)
 	if err != nil {
@@ -77,12 +78,20 @@ func TestRegisterLifecycle(t *testing.T) {
 	if !r.Changed || !cmp.Equal(r.Replaced, []wirefleet.Key{key(1)}) || r.Peer.CreatedAt.Equal(created) {
 		t.Fatalf("new key: %+v", r)
 	}
-	want := []string{
-		string(wirefleet.OpPeerDelete) + " " + wirefleet.PeerKey("reg", key(1)),
-		string(wirefleet.OpPeerPut) + " " + wirefleet.PeerKey("reg", key(2)),
-	}
+	want := []string{string(wirefleet.OpPeerReplace) + " " + wirefleet.PeerKey("reg", key(2))}
 	if d := cmp.Diff(want, opTypes(t, e, seq)); d != "" {
 		t.Errorf("ops of a key change (-want +got):\n%s", d)
+	}
+	ops, err := e.svc.OpsAfter(ctx, seq, 0)
+	if err != nil || len(ops) != 1 {
+		t.Fatalf("ops after %d: %d, %v", seq, len(ops), err)
+	}
+	var rv wirefleet.PeerReplaceValue
+	if err := json.Unmarshal(ops[0].Value, &rv); err != nil {
+		t.Fatal(err)
+	}
+	if rv.Replaces != key(1) || rv.PublicKey != key(2) || !cmp.Equal(rv.Addresses, []netip.Addr{a12}, cmpAddr) {
+		t.Errorf("peer.replace value: replaces %s, key %s, addresses %v; want %s, %s, %s", rv.Replaces, rv.PublicKey, rv.Addresses, key(1), key(2), a12)
 	}
 	if _, err := e.svc.GetPeer(ctx, "reg", key(1)); !wirefleet.IsKind(err, wirefleet.KindNotFound) {
 		t.Errorf("old key still stored: %v", err)

@@ -38,8 +38,8 @@ func (a Audience) serves(network string) bool {
 // so the chain still verifies:
 //
 //   - admin, follower: everything.
-//   - gateway: network.put keeps private_key only for its networks; peer.put keeps
-//     preshared_key only for its networks; token.put carries no value at all ({}).
+//   - gateway: network.put keeps private_key only for its networks; peer.put and
+//     peer.replace keep preshared_key only for its networks; token.put carries no value at all ({}).
 //   - any other role: KindForbidden.
 func Filter(op wirefleet.Op, a Audience) (wirefleet.Op, error) {
 	if err := a.check(); err != nil {
@@ -64,6 +64,20 @@ func Filter(op wirefleet.Op, a Audience) (wirefleet.Op, error) {
 		return Redact(op, b), nil
 	case wirefleet.OpPeerPut:
 		var v wirefleet.PeerValue
+		if err := json.Unmarshal(op.Value, &v); err != nil {
+			return op, wirefleet.Errorf(wirefleet.KindInternal, "op %d: %v", op.Seq, err)
+		}
+		if v.PresharedKey == nil || a.serves(v.Network) {
+			return op, nil
+		}
+		v.PresharedKey = nil
+		b, err := Encode(v)
+		if err != nil {
+			return op, err
+		}
+		return Redact(op, b), nil
+	case wirefleet.OpPeerReplace:
+		var v wirefleet.PeerReplaceValue
 		if err := json.Unmarshal(op.Value, &v); err != nil {
 			return op, wirefleet.Errorf(wirefleet.KindInternal, "op %d: %v", op.Seq, err)
 		}

@@ -28,6 +28,11 @@ func redactFixture(t *testing.T) ([]wirefleet.Op, wirefleet.Key, wirefleet.Key, 
 		vals = append(vals,
 			entry{wirefleet.OpNetworkPut, wirefleet.NetworkKey(name), wirefleet.NetworkValueOf(n)},
 			entry{wirefleet.OpPeerPut, wirefleet.PeerKey(name, p.PublicKey), wirefleet.PeerValueOf(p)})
+		// The device re-registers with a new key: same secret rules as peer.put.
+		r := p
+		r.PublicKey = wirefleet.Key{8}
+		vals = append(vals, entry{wirefleet.OpPeerReplace, wirefleet.PeerKey(name, r.PublicKey),
+			wirefleet.PeerReplaceValue{PeerValue: wirefleet.PeerValueOf(r), Replaces: p.PublicKey}})
 	}
 	tok := wirefleet.Token{ID: "abcd1234", Roles: []wirefleet.Role{wirefleet.RoleAdmin}, Hash: th}
 	vals = append(vals, entry{wirefleet.OpTokenPut, wirefleet.TokenKey(tok.ID), wirefleet.TokenValueOf(tok)})
@@ -53,10 +58,10 @@ func TestFilterByRole(t *testing.T) {
 		aud  Audience
 		see  map[string]int // how many ops may show each secret
 	}{
-		{"admin", Audience{Role: wirefleet.RoleAdmin}, map[string]int{"private key": 2, "psk": 2, "token hash": 1}},
-		{"follower", Audience{Role: wirefleet.RoleFollower}, map[string]int{"private key": 2, "psk": 2, "token hash": 1}},
-		{"gateway of east", Audience{Role: wirefleet.RoleGateway, Networks: []string{"east"}}, map[string]int{"private key": 1, "psk": 1, "token hash": 0}},
-		{"unscoped gateway", Audience{Role: wirefleet.RoleGateway}, map[string]int{"private key": 2, "psk": 2, "token hash": 0}},
+		{"admin", Audience{Role: wirefleet.RoleAdmin}, map[string]int{"private key": 2, "psk": 4, "token hash": 1}},
+		{"follower", Audience{Role: wirefleet.RoleFollower}, map[string]int{"private key": 2, "psk": 4, "token hash": 1}},
+		{"gateway of east", Audience{Role: wirefleet.RoleGateway, Networks: []string{"east"}}, map[string]int{"private key": 1, "psk": 2, "token hash": 0}},
+		{"unscoped gateway", Audience{Role: wirefleet.RoleGateway}, map[string]int{"private key": 2, "psk": 4, "token hash": 0}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

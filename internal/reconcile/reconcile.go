@@ -4,7 +4,9 @@
 //
 // Each op costs O(1) on the device: a peer.put of an active peer (enabled, not expired) is
 // one upsert with allowed IPs = its addresses and its preshared key; disabling, expiring or
-// deleting a peer is one remove; a network.put changes the interface in place (port,
+// deleting a peer is one remove; a peer.replace (a device re-registered with a new key) is
+// one ApplyPeers call upserting the new key and removing the old, so the device switches
+// atomically in one UAPI transaction; a network.put changes the interface in place (port,
 // addresses, MTU, private key) through wgdev.Device.Configure — the link is never
 // recreated. A snapshot (start or reload) reads each device once and writes only the
 // difference. A periodic drift check does the same and counts every repair (metric hook
@@ -221,6 +223,30 @@ func (r *Reconciler) applyOp(ctx context.Context, op wirefleet.Op) error {
 			return ns.dev.ApplyPeers(ctx, []wgdev.Peer{p}, nil)
 		}
 		return ns.dev.ApplyPeers(ctx, nil, []wirefleet.Key{v.PublicKey})
+	case wirefleet.OpPeerReplace:
+		// One device transaction: the old key leaves as the new one arrives (a device
+		// re-registering keeps its address, so both never hold it at once).
+		var v wirefleet.PeerReplaceValue
+		if err := decode(op, &v); err != nil {
+			return err
+		}
+		ns := r.networks[v.Network]
+		if ns == nil {
+			return nil
+		}
+		pv := v.PeerValue
+		pv.Name, pv.CreatedAt, pv.UpdatedAt = "", time.Time{}, time.Time{}
+		delete(ns.peers, v.Replaces)
+		ns.peers[pv.PublicKey] = pv
+		r.touch(wirefleet.PeerKey(v.Network, v.Replaces))
+		r.touch(wirefleet.PeerKey(v.Network, pv.PublicKey))
+		if ns.dev == nil {
+			return nil
+		}
+		if p, ok := r.devicePeer(ns, pv); ok {
+			return ns.dev.ApplyPeers(ctx, []wgdev.Peer{p}, []wirefleet.Key{v.Replaces})
+		}
+		return ns.dev.ApplyPeers(ctx, nil, []wirefleet.Key{v.Replaces, pv.PublicKey})
 	case wirefleet.OpPeerDelete:
 		name, pub, err := wirefleet.ParsePeerKey(op.Key)
 		if err != nil {

@@ -106,6 +106,10 @@ func (f *fixture) delPeer(network string, k wirefleet.Key) wirefleet.Op {
 	return f.op(wirefleet.OpPeerDelete, wirefleet.PeerKey(network, k), wirefleet.DeleteValue{Network: network, PublicKey: &k})
 }
 
+func (f *fixture) replacePeer(old wirefleet.Key, v wirefleet.PeerValue) wirefleet.Op {
+	return f.op(wirefleet.OpPeerReplace, wirefleet.PeerKey(v.Network, v.PublicKey), wirefleet.PeerReplaceValue{PeerValue: v, Replaces: old})
+}
+
 func (f *fixture) dev(name string) *wgdevtest.Memory {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -210,6 +214,10 @@ func TestSnapshotThenOneWritePerOp(t *testing.T) {
 	past := f.now.Add(-time.Minute)
 	pastDue := p4
 	pastDue.ExpiresAt = &past
+	newKey := p1
+	newKey.PublicKey = key(5)
+	newDisabled := newKey
+	newDisabled.PublicKey, newDisabled.Enabled = key(6), false
 	steps := []struct {
 		name string
 		op   wirefleet.Op
@@ -222,6 +230,11 @@ func TestSnapshotThenOneWritePerOp(t *testing.T) {
 		{"expires_at passed", f.putPeer(pastDue), want(p3)},
 		{"delete", f.delPeer("a", p3.PublicKey), want()},
 		{"re-add", f.putPeer(p1), want(p1)},
+		// A device re-registering with a new key keeps its addresses: one device write
+		// swaps the keys.
+		{"replace with a new key", f.replacePeer(p1.PublicKey, newKey), want(newKey)},
+		{"replace with a disabled peer", f.replacePeer(newKey.PublicKey, newDisabled), want()},
+		{"replace an absent peer", f.replacePeer(key(9), p2), want(p2)},
 	}
 	for _, s := range steps {
 		before := d.Applies()

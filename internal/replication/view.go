@@ -77,7 +77,7 @@ func opNetwork(op wirefleet.Op) (string, bool) {
 	switch op.Type {
 	case wirefleet.OpNetworkPut, wirefleet.OpNetworkDelete:
 		return strings.CutPrefix(op.Key, "network/")
-	case wirefleet.OpPeerPut, wirefleet.OpPeerDelete:
+	case wirefleet.OpPeerPut, wirefleet.OpPeerDelete, wirefleet.OpPeerReplace:
 		rest, ok := strings.CutPrefix(op.Key, "peer/")
 		if !ok {
 			return "", false

@@ -91,6 +91,11 @@ type Tx interface {
 	InsertPeer(p wirefleet.Peer) error
 	UpdatePeer(p wirefleet.Peer) error
 	DeletePeer(network string, pub wirefleet.Key) error
+	// ReplacePeer deletes the peer old of p's network and inserts p in one step, appending
+	// one peer.replace op (not a peer.delete and a peer.put): KindNotFound if old does not
+	// exist, KindConflict if p (or one of its addresses, old's excepted) does, KindInvalid
+	// if old is p's own key.
+	ReplacePeer(old wirefleet.Key, p wirefleet.Peer) error
 	InsertToken(t wirefleet.Token) error
 	DeleteToken(id string) error
 	// TouchTokens records last-used times. It is bookkeeping, not state: no op is appended

@@ -2,6 +2,7 @@ package enabler
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -90,6 +91,25 @@ func (g *LocalGateway) syncPeerLocked(ctx context.Context, pub wirefleet.Key) er
 		return fmt.Errorf("read network %q: %w", g.network, err)
 	}
 	return g.dev.ApplyPeers(ctx, []wgdev.Peer{devicePeer(n, p)}, nil)
+}
+
+// syncReplaced applies a peer.replace: the old key leaves the device as the new one (read
+// from the store, like SyncPeer) arrives, in one device transaction.
+func (g *LocalGateway) syncReplaced(ctx context.Context, old, pub wirefleet.Key) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	p, err := g.svc.GetPeer(ctx, g.network, pub)
+	if wirefleet.IsKind(err, wirefleet.KindNotFound) || (err == nil && !p.Active()) {
+		return g.dev.ApplyPeers(ctx, nil, []wirefleet.Key{old, pub})
+	}
+	if err != nil {
+		return fmt.Errorf("read peer %s: %w", pub, err)
+	}
+	n, err := g.svc.GetNetwork(ctx, g.network)
+	if err != nil {
+		return fmt.Errorf("read network %q: %w", g.network, err)
+	}
+	return g.dev.ApplyPeers(ctx, []wgdev.Peer{devicePeer(n, p)}, []wirefleet.Key{old})
 }
 
 // ReconcileResult counts what a full diff changed.
@@ -290,6 +310,14 @@ func (g *LocalGateway) applyOp(ctx context.Context, op wirefleet.Op) {
 		}
 		if err := g.SyncPeer(ctx, pub); err != nil && ctx.Err() == nil {
 			g.log.Error("enabler: cannot apply a peer change to the device", "network", g.network, "public_key", pub, "seq", op.Seq, "err", err)
+		}
+	case wirefleet.OpPeerReplace:
+		var v wirefleet.PeerReplaceValue
+		if err := json.Unmarshal(op.Value, &v); err != nil || v.Network != g.network {
+			return
+		}
+		if err := g.syncReplaced(ctx, v.Replaces, v.PublicKey); err != nil && ctx.Err() == nil {
+			g.log.Error("enabler: cannot apply a peer replacement to the device", "network", g.network, "public_key", v.PublicKey, "replaces", v.Replaces, "seq", op.Seq, "err", err)
 		}
 	case wirefleet.OpNetworkPut, wirefleet.OpNetworkDelete:
 		if op.Key == wirefleet.NetworkKey(g.network) {

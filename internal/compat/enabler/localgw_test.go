@@ -2,6 +2,7 @@ package enabler
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"go/parser"
 	"go/token"
@@ -124,4 +125,75 @@ func TestNoCommandExecution(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestPeerReplaceIsOneDeviceWrite: a peer.replace op from the log (a device re-registered
+// with a new key) swaps the keys on the device in one write; a replacement that is not
+// active only removes.
+func TestPeerReplaceIsOneDeviceWrite(t *testing.T) {
+	ctx := context.Background()
+	svc := newFakeService(testNetwork())
+	mem := wgdevtest.NewMemory("wg0")
+	gw := NewLocalGateway(svc, mem, "wg0", nil)
+	oldKey, newKey, other := keyA, keyB, keyC(t)
+	p, err := svc.CreatePeer(ctx, controlInput(newKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	allowed := []netip.Prefix{netip.PrefixFrom(p.Addresses[0], 32)}
+	must(t, mem.ApplyPeers(ctx, []wgdev.Peer{{PublicKey: oldKey, AllowedIPs: allowed}}, nil))
+	replace := func(old wirefleet.Key, p wirefleet.Peer) wirefleet.Op {
+		b, err := json.Marshal(wirefleet.PeerReplaceValue{PeerValue: wirefleet.PeerValueOf(p), Replaces: old})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return wirefleet.Op{Seq: 1, Type: wirefleet.OpPeerReplace, Key: wirefleet.PeerKey(p.Network, p.PublicKey), Value: b}
+	}
+	onDevice := func() []wirefleet.Key {
+		ps, err := mem.Peers(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ks []wirefleet.Key
+		for _, p := range ps {
+			ks = append(ks, p.PublicKey)
+		}
+		return ks
+	}
+
+	before := mem.Applies()
+	gw.applyOp(ctx, replace(oldKey, p))
+	if got := onDevice(); len(got) != 1 || got[0] != newKey {
+		t.Errorf("device peers %v, want only the new key %s", got, newKey)
+	}
+	if n := mem.Applies() - before; n != 1 {
+		t.Errorf("%d device writes, want 1", n)
+	}
+	// Another network's replacement is not ours.
+	foreign := p
+	foreign.Network, foreign.PublicKey = "other", other
+	gw.applyOp(ctx, replace(newKey, foreign))
+	if got := onDevice(); len(got) != 1 || got[0] != newKey {
+		t.Errorf("after another network's op: device peers %v, want %s", got, newKey)
+	}
+	// Replaced by a peer the store has disabled: both keys leave.
+	d, err := svc.CreatePeer(ctx, controlInput(other))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.DisablePeer(ctx, "wg0", other); err != nil {
+		t.Fatal(err)
+	}
+	gw.applyOp(ctx, replace(newKey, d))
+	if got := onDevice(); len(got) != 0 {
+		t.Errorf("device peers %v, want none", got)
+	}
+}
+
+func keyC(t *testing.T) wirefleet.Key {
+	k, err := wirefleet.GeneratePrivateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k.PublicKey()
 }

@@ -61,6 +61,18 @@ func (t *writeTx) applyEffect(op wirefleet.Op) error {
 			return err
 		}
 		return t.insertPeerRows(p)
+	case wirefleet.OpPeerReplace:
+		var v wirefleet.PeerReplaceValue
+		if err := decode(op, &v); err != nil {
+			return err
+		}
+		p := v.ToPeer()
+		for _, k := range []wirefleet.Key{v.Replaces, p.PublicKey} {
+			if err := t.removePeer(p.Network, k); err != nil {
+				return err
+			}
+		}
+		return t.insertPeerRows(p)
 	case wirefleet.OpPeerDelete:
 		network, pub, err := wirefleet.ParsePeerKey(op.Key)
 		if err != nil {

@@ -292,6 +292,29 @@ func (t *writeTx) DeletePeer(network string, pub wirefleet.Key) error {
 	return t.appendOp(wirefleet.OpPeerDelete, wirefleet.PeerKey(network, pub), wirefleet.DeleteValue{Network: network, PublicKey: &pub})
 }
 
+func (t *writeTx) ReplacePeer(old wirefleet.Key, p wirefleet.Peer) error {
+	if err := t.check(); err != nil {
+		return err
+	}
+	if old == p.PublicKey {
+		return wirefleet.Errorf(wirefleet.KindInvalid, "peer %s cannot replace itself in network %q: update it instead", old, p.Network)
+	}
+	if err := t.checkPeer(p); err != nil {
+		return err
+	}
+	if _, err := t.GetPeer(p.Network, old); err != nil {
+		return err
+	}
+	if err := t.removePeer(p.Network, old); err != nil {
+		return err
+	}
+	if err := t.insertPeerRows(p); err != nil {
+		return err
+	}
+	return t.appendOp(wirefleet.OpPeerReplace, wirefleet.PeerKey(p.Network, p.PublicKey),
+		wirefleet.PeerReplaceValue{PeerValue: wirefleet.PeerValueOf(p), Replaces: old})
+}
+
 func (t *writeTx) InsertToken(tok wirefleet.Token) error {
 	if err := t.check(); err != nil {
 		return err

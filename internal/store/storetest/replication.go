@@ -88,6 +88,12 @@ func mutate(t *testing.T, s store.Store, from int) {
 		if err := tx.DeletePeer(n.Name, Key(from+2)); err != nil {
 			return err
 		}
+		// A re-registration: a new key takes over peer from+3 and its addresses.
+		r := Peer(n.Name, from+3)
+		r.PublicKey, r.PresharedKey = Key(from+40), wirefleet.NewSecretKey(wirefleet.Key{byte(from), 2})
+		if err := tx.ReplacePeer(Key(from+3), r); err != nil {
+			return err
+		}
 		tok := wirefleet.Token{ID: "tok" + n.Name, Roles: []wirefleet.Role{wirefleet.RoleGateway}, CreatedAt: t0, Hash: wirefleet.HashTokenSecret(n.Name)}
 		if err := tx.InsertToken(tok); err != nil {
 			return err
@@ -152,8 +158,15 @@ func testReplication(t *testing.T, newDB Factory) {
 		var tail []wirefleet.Op
 		view(t, primary, func(tx store.ReadTx) (err error) { tail, err = tx.OpsAfter(snap.Seq, 0); return err })
 		for _, op := range tail {
-			if op.Type == wirefleet.OpPeerPut { // gateways get PSK-less values: redaction keeps the chain
+			switch op.Type { // gateways get PSK-less values: redaction keeps the chain
+			case wirefleet.OpPeerPut:
 				var v wirefleet.PeerValue
+				_ = json.Unmarshal(op.Value, &v)
+				v.PresharedKey = nil
+				b, _ := json.Marshal(v)
+				op = oplog.Redact(op, b)
+			case wirefleet.OpPeerReplace:
+				var v wirefleet.PeerReplaceValue
 				_ = json.Unmarshal(op.Value, &v)
 				v.PresharedKey = nil
 				b, _ := json.Marshal(v)

@@ -35,6 +35,7 @@ func Run(t *testing.T, newDB Factory) {
 		{"Networks", testNetworks},
 		{"Peers", testPeers},
 		{"PeerAddresses", testPeerAddresses},
+		{"ReplacePeer", testReplacePeer},
 		{"ListPeers", testListPeers},
 		{"Tokens", testTokens},
 		{"Isolation", testIsolation},
