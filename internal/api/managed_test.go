@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"gopkg.in/yaml.v3"
 
 	"github.com/wirefleet/wirefleet"
 	"github.com/wirefleet/wirefleet/internal/control"
@@ -215,17 +214,7 @@ func TestManagedRoutesNotServed(t *testing.T) {
 // documented properties and has every required one (optional members depend on the
 // protocol and the caller, so a served object may have fewer).
 func TestOpenAPIManagedSchemas(t *testing.T) {
-	var doc struct {
-		Components struct {
-			Schemas map[string]struct {
-				Required   []string       `yaml:"required"`
-				Properties map[string]any `yaml:"properties"`
-			} `yaml:"schemas"`
-		} `yaml:"components"`
-	}
-	if err := yaml.Unmarshal(openapiYAML, &doc); err != nil {
-		t.Fatal(err)
-	}
+	doc := openAPISchemas(t)
 	e := newEnv(t, Config{})
 	p := e.peer(e.network().Name)
 	stats := func(rx int) map[string]any {

@@ -105,20 +105,29 @@ func refs(s string) []string {
 	return out
 }
 
-// TestOpenAPISchemasMatchWire: the JSON keys the server writes for networks, peers, tokens
-// and problems are exactly the documented properties, and every required one is present.
-func TestOpenAPISchemasMatchWire(t *testing.T) {
-	var doc struct {
-		Components struct {
-			Schemas map[string]struct {
-				Required   []string       `yaml:"required"`
-				Properties map[string]any `yaml:"properties"`
-			} `yaml:"schemas"`
-		} `yaml:"components"`
-	}
+// schemaDoc is the part of the OpenAPI document the schema tests read.
+type schemaDoc struct {
+	Components struct {
+		Schemas map[string]struct {
+			Required   []string       `yaml:"required"`
+			Properties map[string]any `yaml:"properties"`
+		} `yaml:"schemas"`
+	} `yaml:"components"`
+}
+
+func openAPISchemas(t *testing.T) schemaDoc {
+	t.Helper()
+	var doc schemaDoc
 	if err := yaml.Unmarshal(openapiYAML, &doc); err != nil {
 		t.Fatal(err)
 	}
+	return doc
+}
+
+// TestOpenAPISchemasMatchWire: the JSON keys the server writes for networks, peers, tokens
+// and problems are exactly the documented properties, and every required one is present.
+func TestOpenAPISchemasMatchWire(t *testing.T) {
+	doc := openAPISchemas(t)
 	e := newEnv(t, Config{})
 	n := e.network() // dual-stack with endpoint: every optional network field but routes/dns
 	mtu := 1400
