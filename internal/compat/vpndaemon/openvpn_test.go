@@ -165,7 +165,9 @@ func TestOpenVPNPartialAtDeadline(t *testing.T) {
 	f := newFixture(t, func(c *Config) { c.OpenVPN = deadlineOpenVPN{}; c.OpenVPNBudget = budget })
 	start := time.Now()
 	r := f.do(t, http.MethodGet, "/o/connection_list", "")
-	if took := time.Since(start); took > budget+200*time.Millisecond {
+	// Without the deadline the hung process would hold the request forever; a second of
+	// slack keeps the race-enabled pass on a loaded 2-core machine from flaking.
+	if took := time.Since(start); took > budget+time.Second {
 		t.Errorf("took %v, want within the %v budget", took, budget)
 	}
 	if want := `{"connection_list":[{"common_name":"a","ip_four":"198.51.100.3","ip_six":"2001:db8::3"}]}` + "\n"; r.body != want {
