@@ -3,6 +3,7 @@ package openvpn
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -181,7 +182,9 @@ func TestFleetProcessesComeAndGo(t *testing.T) {
 
 func TestFleetUnreadableDir(t *testing.T) {
 	if os.Geteuid() == 0 {
-		t.Skip("root reads any directory")
+		// Permission bits do not bind root (CI runs as root): run this test again as nobody.
+		rerunAsNobody(t, "TestFleetUnreadableDir")
+		return
 	}
 	dir := t.TempDir()
 	if err := os.Chmod(dir, 0o100); err != nil {
@@ -191,5 +194,39 @@ func TestFleetUnreadableDir(t *testing.T) {
 	fl := NewFleet(FleetConfig{Dir: dir})
 	if _, err := fl.Connections(context.Background()); err == nil {
 		t.Error("unreadable socket dir: no error")
+	}
+}
+
+// rerunAsNobody runs one test of this package's test binary again as uid/gid 65534, from a
+// copy of the binary in a directory nobody can reach, and fails unless it passed there.
+func rerunAsNobody(t *testing.T, test string) {
+	t.Helper()
+	dir := t.TempDir()
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tmp := filepath.Join(dir, "tmp")
+	if err := os.Mkdir(tmp, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(tmp, 0o777|os.ModeSticky); err != nil {
+		t.Fatal(err)
+	}
+	exe, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "openvpn.test")
+	if err := os.WriteFile(bin, exe, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-test.run=^"+test+"$", "-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(), "TMPDIR="+tmp, "HOME="+tmp)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--- PASS: "+test) {
+		t.Fatalf("%s as nobody: %v\n%s", test, err, out)
 	}
 }
