@@ -32,7 +32,7 @@ func runNetworkCreate(ctx context.Context, args []string, stdout, stderr io.Writ
 	fs.Var(&routes, "route", "`CIDR` pushed to clients as AllowedIPs (repeatable; default the network prefixes)")
 	fs.Var(&dns, "dns", "DNS server `address` pushed to clients (repeatable)")
 	fs.IntVar(&req.MTU, "mtu", 0, "MTU (default 1420)")
-	keepalive := fs.Int("keepalive", -1, "PersistentKeepalive seconds pushed to clients (default 25, 0 disables)")
+	keepalive := fs.Int("keepalive", -1, "PersistentKeepalive `seconds` pushed to clients: 0 disables, -1 keeps the server default of 25")
 	fs.StringVar(&req.Allocation, "allocation", "", "address allocation: sequential (default) or random")
 	pos, err := api.parse(fs, args, "network create", "NAME")
 	if err != nil {
