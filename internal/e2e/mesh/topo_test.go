@@ -92,8 +92,12 @@ func (tp *topo) stateDir(name string) string { return filepath.Join(tp.dir, "sta
 // start runs `wirefleet mesh` for node (a, b, c or p) in its namespace.
 func (tp *topo) start(node string, extra ...string) *e2e.Process {
 	tp.t.Helper()
-	args := append([]string{"mesh", "-c", tp.net, "-a", wgIPs[node], "-n", node, "-i", tp.prefix + "w" + node,
+	iface := tp.prefix + "w" + node
+	args := append([]string{"mesh", "-c", tp.net, "-a", wgIPs[node], "-n", node, "-i", iface,
 		"--state-dir", tp.stateDir(node), "-backend", "userspace"}, extra...)
+	// A node the test kills with SIGKILL leaves its UAPI socket in the directory all
+	// namespaces share; registered before Start, this runs after the process has stopped.
+	tp.t.Cleanup(func() { _ = os.Remove(filepath.Join("/var/run/wireguard", iface+".sock")) })
 	p := e2e.Start(tp.t, tp.ns(node), nil, tp.bin, args...)
 	tp.nodes[node] = p
 	return p
