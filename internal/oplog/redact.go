@@ -64,36 +64,32 @@ func Filter(op wirefleet.Op, a Audience) (wirefleet.Op, error) {
 		return Redact(op, b), nil
 	case wirefleet.OpPeerPut:
 		var v wirefleet.PeerValue
-		if err := json.Unmarshal(op.Value, &v); err != nil {
-			return op, wirefleet.Errorf(wirefleet.KindInternal, "op %d: %v", op.Seq, err)
-		}
-		if v.PresharedKey == nil || a.serves(v.Network) {
-			return op, nil
-		}
-		v.PresharedKey = nil
-		b, err := Encode(v)
-		if err != nil {
-			return op, err
-		}
-		return Redact(op, b), nil
+		return a.withoutForeignPSK(op, &v, &v)
 	case wirefleet.OpPeerReplace:
 		var v wirefleet.PeerReplaceValue
-		if err := json.Unmarshal(op.Value, &v); err != nil {
-			return op, wirefleet.Errorf(wirefleet.KindInternal, "op %d: %v", op.Seq, err)
-		}
-		if v.PresharedKey == nil || a.serves(v.Network) {
-			return op, nil
-		}
-		v.PresharedKey = nil
-		b, err := Encode(v)
-		if err != nil {
-			return op, err
-		}
-		return Redact(op, b), nil
+		return a.withoutForeignPSK(op, &v, &v.PeerValue)
 	case wirefleet.OpTokenPut:
 		return Redact(op, []byte(`{}`)), nil
 	}
 	return op, nil
+}
+
+// withoutForeignPSK decodes op's value into v, whose peer part is p (peer.put and
+// peer.replace carry the same peer), and redacts the preshared key unless the audience
+// serves the peer's network.
+func (a Audience) withoutForeignPSK(op wirefleet.Op, v any, p *wirefleet.PeerValue) (wirefleet.Op, error) {
+	if err := json.Unmarshal(op.Value, v); err != nil {
+		return op, wirefleet.Errorf(wirefleet.KindInternal, "op %d: %v", op.Seq, err)
+	}
+	if p.PresharedKey == nil || a.serves(p.Network) {
+		return op, nil
+	}
+	p.PresharedKey = nil
+	b, err := Encode(v)
+	if err != nil {
+		return op, err
+	}
+	return Redact(op, b), nil
 }
 
 // FilterSnapshot returns snap as the audience may see it, by the same rules as Filter
