@@ -1,8 +1,13 @@
 package testenv
 
 import (
+	"context"
+	"net"
 	"os/exec"
+	"runtime"
 	"testing"
+
+	"github.com/vishvananda/netns"
 )
 
 // NetNS is a network namespace made for one test; it is deleted in t.Cleanup, after every
@@ -47,4 +52,44 @@ func Link(t testing.TB, a *NetNS, addrA string, b *NetNS, addrB string) (ifA, if
 	b.Exec(t, "ip", "addr", "add", addrB, "dev", ifB)
 	b.Exec(t, "ip", "link", "set", ifB, "up")
 	return ifA, ifB
+}
+
+// DialContext opens a connection from inside the namespace (a socket belongs to the
+// namespace of the thread that creates it), so a test's HTTP client can reach addresses
+// that exist only there: use it as http.Transport.DialContext. The thread is switched back
+// after, or left locked so that the runtime discards it.
+func (ns *NetNS) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	type result struct {
+		c   net.Conn
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			runtime.UnlockOSThread()
+			ch <- result{nil, err}
+			return
+		}
+		defer orig.Close()
+		h, err := netns.GetFromName(ns.Name)
+		if err != nil {
+			ch <- result{nil, err}
+			return
+		}
+		defer h.Close()
+		if err := netns.Set(h); err != nil {
+			ch <- result{nil, err}
+			return
+		}
+		var d net.Dialer
+		c, err := d.DialContext(ctx, network, addr)
+		if netns.Set(orig) == nil {
+			runtime.UnlockOSThread()
+		}
+		ch <- result{c, err}
+	}()
+	r := <-ch
+	return r.c, r.err
 }

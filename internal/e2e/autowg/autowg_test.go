@@ -23,12 +23,9 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/vishvananda/netns"
 
 	"github.com/wirefleet/wirefleet"
 	"github.com/wirefleet/wirefleet/internal/e2e"
@@ -44,47 +41,6 @@ const (
 	serverAddr = "fd00:77::1"
 	httpPort   = "3443"
 )
-
-// dialIn opens sockets inside the namespace ns (a socket belongs to the namespace of the
-// thread that creates it); the thread is switched back after, or left locked so that the
-// runtime discards it.
-func dialIn(ns string) func(ctx context.Context, network, addr string) (net.Conn, error) {
-	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		type result struct {
-			c   net.Conn
-			err error
-		}
-		ch := make(chan result, 1)
-		go func() {
-			runtime.LockOSThread()
-			orig, err := netns.Get()
-			if err != nil {
-				runtime.UnlockOSThread()
-				ch <- result{nil, err}
-				return
-			}
-			defer orig.Close()
-			h, err := netns.GetFromName(ns)
-			if err != nil {
-				ch <- result{nil, err}
-				return
-			}
-			defer h.Close()
-			if err := netns.Set(h); err != nil {
-				ch <- result{nil, err}
-				return
-			}
-			var d net.Dialer
-			c, err := d.DialContext(ctx, network, addr)
-			if netns.Set(orig) == nil {
-				runtime.UnlockOSThread()
-			}
-			ch <- result{c, err}
-		}()
-		r := <-ch
-		return r.c, r.err
-	}
-}
 
 // ca is a test certificate authority writing PEM files into dir.
 type ca struct {
@@ -227,7 +183,7 @@ func (s *setup) client(t testing.TB, cert *tls.Certificate) *http.Client {
 	if cert != nil {
 		tc.Certificates = []tls.Certificate{*cert}
 	}
-	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: dialIn(s.dev.Name), TLSClientConfig: tc}}
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: s.dev.DialContext, TLSClientConfig: tc}}
 }
 
 func post(t *testing.T, c *http.Client, url, body string, hdr map[string]string) (int, string) {

@@ -9,63 +9,19 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/vishvananda/netns"
 
 	"github.com/wirefleet/wirefleet"
 	"github.com/wirefleet/wirefleet/internal/e2e"
 	"github.com/wirefleet/wirefleet/internal/testenv"
 )
-
-// dialIn returns a DialContext that opens its sockets inside the namespace ns (a socket
-// belongs to the namespace of the thread that creates it); the thread is switched back
-// after, or left locked so that the runtime discards it.
-func dialIn(ns string) func(ctx context.Context, network, addr string) (net.Conn, error) {
-	return func(ctx context.Context, network, addr string) (net.Conn, error) {
-		type result struct {
-			c   net.Conn
-			err error
-		}
-		ch := make(chan result, 1)
-		go func() {
-			runtime.LockOSThread()
-			orig, err := netns.Get()
-			if err != nil {
-				runtime.UnlockOSThread()
-				ch <- result{nil, err}
-				return
-			}
-			defer orig.Close()
-			h, err := netns.GetFromName(ns)
-			if err != nil {
-				ch <- result{nil, err}
-				return
-			}
-			defer h.Close()
-			if err := netns.Set(h); err != nil {
-				ch <- result{nil, err}
-				return
-			}
-			var d net.Dialer
-			c, err := d.DialContext(ctx, network, addr)
-			if netns.Set(orig) == nil {
-				runtime.UnlockOSThread()
-			}
-			ch <- result{c, err}
-		}()
-		r := <-ch
-		return r.c, r.err
-	}
-}
 
 type api struct {
 	t    *testing.T
@@ -141,7 +97,7 @@ func TestEnablerEndToEnd(t *testing.T) {
 		}
 	}
 	a := api{t: t, base: "http://" + serverAddr + ":" + apiPort, hc: &http.Client{
-		Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: dialIn(nsC.Name), DisableKeepAlives: true}}}
+		Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: nsC.DialContext, DisableKeepAlives: true}}}
 	// The Wirefleet REST API on the same store (loopback of the server's namespace), with
 	// the admin token printed once on the first start.
 	_, tok, ok := strings.Cut(srv.Output(), "REST API admin token (shown once, keep it): ")
@@ -150,7 +106,7 @@ func TestEnablerEndToEnd(t *testing.T) {
 		t.Fatalf("no admin token in the output:\n%s", srv.Output())
 	}
 	rest := api{t: t, base: "http://127.0.0.1:8080", hc: &http.Client{
-		Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: dialIn(nsS.Name), DisableKeepAlives: true}}}
+		Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: nsS.DialContext, DisableKeepAlives: true}}}
 
 	// 1. Keys from GET /keys, client from POST /client, as the documentation's steps.
 	code, body := a.call("GET", "/keys", "")

@@ -46,9 +46,9 @@ func TestEnablerRemoteGateway(t *testing.T) {
 	_, tok, _ := strings.Cut(srv.Output(), "REST API admin token (shown once, keep it): ")
 	tok, _, _ = strings.Cut(tok, "\n")
 	a := api{t: t, base: "http://203.0.113.1:" + apiPort, hc: &http.Client{
-		Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: dialIn(nsC.Name), DisableKeepAlives: true}}}
+		Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: nsC.DialContext, DisableKeepAlives: true}}}
 	rest := api{t: t, base: "http://192.0.2.1:8080", hc: &http.Client{
-		Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: dialIn(nsS.Name), DisableKeepAlives: true}}}
+		Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: nsS.DialContext, DisableKeepAlives: true}}}
 
 	// A client, the upstream way.
 	code, body := a.call("GET", "/keys", "")
