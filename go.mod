@@ -43,3 +43,5 @@ require (
 	modernc.org/mathutil v1.7.1 // indirect
 	modernc.org/memory v1.12.1 // indirect
 )
+
+replace golang.zx2c4.com/wireguard => ./third_party/wireguard-go
