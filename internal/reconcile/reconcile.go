@@ -298,6 +298,7 @@ func (r *Reconciler) putNetwork(ctx context.Context, v wirefleet.NetworkValue) e
 
 // openDevice opens ns's device and brings it to the desired peers. Called with r.mu held.
 func (r *Reconciler) openDevice(ctx context.Context, ns *netState) error {
+	start := time.Now()
 	dev, err := r.cfg.Open(ctx, ns.value)
 	if err != nil {
 		return fmt.Errorf("open device of network %q: %w", ns.value.Name, err)
@@ -308,8 +309,11 @@ func (r *Reconciler) openDevice(ctx context.Context, ns *netState) error {
 	}
 	// The device may hold peers already (a kernel or attached link survives restarts):
 	// one read and the difference.
-	_, err = r.syncLocked(ctx, ns, false)
-	return err
+	if _, err = r.syncLocked(ctx, ns, false); err != nil {
+		return err
+	}
+	r.log.Info("device opened and brought to the control plane's state", "network", ns.value.Name, "peers", len(ns.peers), "took", time.Since(start).Round(time.Millisecond))
+	return nil
 }
 
 // closeNetwork removes every peer of a deleted network from its device and closes it.

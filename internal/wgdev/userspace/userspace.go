@@ -23,6 +23,8 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -269,6 +271,15 @@ func (d *Device) ApplyPeers(ctx context.Context, upsert []wgdev.Peer, remove []w
 			return err
 		}
 	}
+	if fresh := d.freshLocked(upsert); len(fresh) > 0 {
+		if len(fresh) >= bulkGCMin {
+			defer relaxGC()()
+		}
+		if err := d.createPeersLocked(fresh); err != nil {
+			d.dirty.Store(true)
+			return fmt.Errorf("apply %d peers on %s: %w", len(upsert), d.name, err)
+		}
+	}
 	changes := make([]uapi.Change, len(upsert))
 	for i, p := range upsert {
 		want := wgdev.Normalize(p.AllowedIPs)
@@ -286,6 +297,91 @@ func (d *Device) ApplyPeers(ctx context.Context, upsert []wgdev.Peer, remove []w
 		return fmt.Errorf("apply %d peers, remove %d on %s: %w", len(upsert), len(remove), d.name, err)
 	}
 	return nil
+}
+
+// parallelCreateMin is the number of new peers from which createPeersLocked spreads their
+// creation over the CPUs; below it the set operation creates them.
+const parallelCreateMin = 64
+
+// freshLocked returns the keys of up that the device does not have yet (none when up is
+// too short for createPeersLocked to bother).
+func (d *Device) freshLocked(up []wgdev.Peer) []device.NoisePublicKey {
+	if len(up) < parallelCreateMin {
+		return nil
+	}
+	var fresh []device.NoisePublicKey
+	for _, p := range up {
+		k := device.NoisePublicKey(p.PublicKey)
+		if p.PublicKey != d.pub && d.dev.LookupPeer(k) == nil {
+			fresh = append(fresh, k)
+		}
+	}
+	return fresh
+}
+
+// createPeersLocked creates the peers fresh, spread over GOMAXPROCS goroutines. A new
+// wireguard-go peer is ~30 KB of queues, timers and locks to allocate and fault in; the
+// static-static X25519 that dominated it is deferred to the first handshake by the patched
+// wireguard-go in third_party/. Spread over two CPUs, a first start with 50k peers took
+// 16 % less time (docs/benchmarks/replication.md). The set operation that follows
+// configures the new peers and starts them, as for any peer.
+func (d *Device) createPeersLocked(fresh []device.NoisePublicKey) error {
+	workers := min(runtime.GOMAXPROCS(0), len(fresh)/parallelCreateMin)
+	if workers < 2 {
+		return nil
+	}
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		chunk := fresh[w*len(fresh)/workers : (w+1)*len(fresh)/workers]
+		wg.Go(func() {
+			for _, k := range chunk {
+				if _, err := d.dev.NewPeer(k); err != nil {
+					errs[w] = fmt.Errorf("create peer %s: %w", wirefleet.Key(k), err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// bulkGCMin is the number of new peers in one apply from which the GC target is relaxed.
+const bulkGCMin = 1024
+
+// bulkGCPercent is the GC target while a bulk apply runs.
+const bulkGCPercent = 400
+
+// relaxGC raises the garbage collector's target (GOGC) to bulkGCPercent until the returned
+// function is called, unless it is already higher or off. wireguard-go allocates ~30 KB per
+// peer that stays alive (queues of pointers, timers, goroutines), so during a bulk creation
+// nearly every byte allocated is live: each GC cycle re-scans the whole growing device for
+// almost no garbage, and at 50k peers that was a quarter of a cold start's CPU. The heap
+// does not grow further for it, since there is little garbage to hold back. Nested and
+// concurrent calls (several devices) keep the target raised until the last one returns.
+func relaxGC() (restore func()) {
+	bulkGC.Lock()
+	defer bulkGC.Unlock()
+	if bulkGC.n == 0 {
+		bulkGC.prev = debug.SetGCPercent(bulkGCPercent)
+		if bulkGC.prev < 0 || bulkGC.prev >= bulkGCPercent {
+			debug.SetGCPercent(bulkGC.prev)
+		}
+	}
+	bulkGC.n++
+	return func() {
+		bulkGC.Lock()
+		defer bulkGC.Unlock()
+		if bulkGC.n--; bulkGC.n == 0 {
+			debug.SetGCPercent(bulkGC.prev)
+		}
+	}
+}
+
+var bulkGC struct {
+	sync.Mutex
+	n, prev int
 }
 
 // setAllowedLocked records that peer k now holds exactly want (nil: k is gone). A prefix

@@ -33,6 +33,7 @@ func Run(t *testing.T, open Open) {
 	}{
 		{"Empty", testEmpty},
 		{"AddPeers", testAddPeers},
+		{"BulkApply", testBulkApply},
 		{"UpsertKeepsOthers", testUpsertKeepsOthers},
 		{"UpdateAllowedIPsNoWindow", testUpdateAllowedIPs},
 		{"Remove", testRemove},
@@ -143,6 +144,34 @@ func testAddPeers(t *testing.T, d wgdev.Device) {
 	// Applying the same state again changes nothing.
 	apply(t, d, peers)
 	WantPeers(t, d, peers)
+}
+
+// testBulkApply: one apply that creates many peers (backends may create them in parallel),
+// updates existing ones, with keep-alives and preshared keys, and removes others.
+func testBulkApply(t *testing.T, d wgdev.Device) {
+	old := MakePeers(t, 1, 100)
+	apply(t, d, old)
+	fresh := MakePeers(t, 1000, 900)
+	psk := NewKey(t)
+	for i := range fresh {
+		if i%3 == 0 {
+			fresh[i].PresharedKey = &psk
+			fresh[i].PersistentKeepalive = 25 * time.Second
+		}
+	}
+	up := slices.Clone(fresh)
+	for i := range 50 { // the first 50 old peers move to new addresses
+		p := old[i]
+		p.AllowedIPs = []netip.Prefix{Host(5000 + i)}
+		up = append(up, p)
+		old[i] = p
+	}
+	var gone []wirefleet.Key
+	for _, p := range old[90:] {
+		gone = append(gone, p.PublicKey)
+	}
+	apply(t, d, up, gone...)
+	WantPeers(t, d, append(slices.Clone(old[:90]), fresh...))
 }
 
 func testUpsertKeepsOthers(t *testing.T, d wgdev.Device) {

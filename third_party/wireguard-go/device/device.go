@@ -267,12 +267,12 @@ func (device *Device) SetPrivateKey(sk NoisePrivateKey) error {
 	device.staticIdentity.ecdhKey = sk.ecdhKey()
 	device.cookieChecker.Init(publicKey)
 
-	// do static-static DH pre-computations
+	// forget the static-static DH of every peer: staticStatic recomputes it with the new
+	// key on first use (Wirefleet patch; upstream recomputed all of them here)
 
 	expiredPeers := make([]*Peer, 0, len(device.peers.keyMap))
 	for _, peer := range device.peers.keyMap {
-		handshake := &peer.handshake
-		handshake.precomputedStaticStatic, _ = device.staticSharedSecret(handshake.remoteStatic)
+		peer.handshake.forgetStaticStatic()
 		expiredPeers = append(expiredPeers, peer)
 	}
 

@@ -139,3 +139,25 @@ func (device *Device) staticSharedSecret(pk NoisePublicKey) (ss [NoisePublicKeyS
 	copy(ss[:], b)
 	return ss, nil
 }
+
+// staticStatic returns the static-static DH of the handshake's peer, computing it on first
+// use after the peer was created or the device's key changed. The caller holds
+// device.staticIdentity (read or write). A low-order peer key gives the all-zero secret,
+// which callers refuse, as they did with the precomputed one. Wirefleet patch.
+func (device *Device) staticStatic(h *Handshake) [NoisePublicKeySize]byte {
+	h.precomputeMu.Lock()
+	defer h.precomputeMu.Unlock()
+	if !h.precomputed {
+		h.precomputedStaticStatic, _ = device.staticSharedSecret(h.remoteStatic)
+		h.precomputed = true
+	}
+	return h.precomputedStaticStatic
+}
+
+// forgetStaticStatic drops the static-static DH (the device's key changed). Wirefleet patch.
+func (h *Handshake) forgetStaticStatic() {
+	h.precomputeMu.Lock()
+	defer h.precomputeMu.Unlock()
+	h.precomputedStaticStatic = [NoisePublicKeySize]byte{}
+	h.precomputed = false
+}

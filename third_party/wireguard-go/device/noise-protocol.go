@@ -219,7 +219,9 @@ type Handshake struct {
 	remoteIndex               uint32                   // index for sending
 	remoteStatic              NoisePublicKey           // long term key
 	remoteEphemeral           NoisePublicKey           // ephemeral public key
-	precomputedStaticStatic   [NoisePublicKeySize]byte // precomputed shared secret
+	precomputedStaticStatic   [NoisePublicKeySize]byte // precomputed shared secret, valid if precomputed (Wirefleet patch: see staticStatic)
+	precomputed               bool
+	precomputeMu              sync.Mutex // guards precomputedStaticStatic and precomputed
 	lastTimestamp             tai64n.Timestamp
 	lastInitiationConsumption time.Time
 	lastSentHandshake         time.Time
@@ -311,14 +313,15 @@ func (device *Device) CreateMessageInitiation(peer *Peer) (*MessageInitiation, e
 	handshake.mixHash(msg.Static[:])
 
 	// encrypt timestamp
-	if isZero(handshake.precomputedStaticStatic[:]) {
+	staticStatic := device.staticStatic(handshake)
+	if isZero(staticStatic[:]) {
 		return nil, errInvalidPublicKey
 	}
 	KDF2(
 		&handshake.chainKey,
 		&key,
 		handshake.chainKey[:],
-		handshake.precomputedStaticStatic[:],
+		staticStatic[:],
 	)
 	timestamp := tai64n.Now()
 	aead, _ = chacha20poly1305.New(key[:])
@@ -384,7 +387,8 @@ func (device *Device) ConsumeMessageInitiation(msg *MessageInitiation) *Peer {
 
 	handshake.mutex.RLock()
 
-	if isZero(handshake.precomputedStaticStatic[:]) {
+	staticStatic := device.staticStatic(handshake)
+	if isZero(staticStatic[:]) {
 		handshake.mutex.RUnlock()
 		return nil
 	}
@@ -392,7 +396,7 @@ func (device *Device) ConsumeMessageInitiation(msg *MessageInitiation) *Peer {
 		&chainKey,
 		&key,
 		chainKey[:],
-		handshake.precomputedStaticStatic[:],
+		staticStatic[:],
 	)
 	aead, _ = chacha20poly1305.New(key[:])
 	_, err = aead.Open(timestamp[:0], ZeroNonce[:], msg.Timestamp[:], hash[:])

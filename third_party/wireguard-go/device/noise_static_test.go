@@ -36,3 +36,42 @@ func TestStaticSharedSecretMatches(t *testing.T) {
 		t.Fatal("SetPrivateKey did not parse the key for crypto/ecdh")
 	}
 }
+
+// The static-static DH is computed on first use and recomputed after a key change.
+func TestStaticStaticOnFirstUse(t *testing.T) {
+	dev := randDevice(t)
+	defer dev.Close()
+	sk, err := newPrivateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer, err := dev.NewPeer(sk.publicKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if peer.handshake.precomputed {
+		t.Fatal("NewPeer computed the static-static DH; it should wait for the first handshake")
+	}
+	want, _ := dev.staticIdentity.privateKey.sharedSecret(sk.publicKey())
+	dev.staticIdentity.RLock()
+	got := dev.staticStatic(&peer.handshake)
+	dev.staticIdentity.RUnlock()
+	if got != want {
+		t.Fatalf("staticStatic = %x, want %x", got, want)
+	}
+
+	newKey, err := newPrivateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dev.SetPrivateKey(newKey); err != nil {
+		t.Fatal(err)
+	}
+	want2, _ := newKey.sharedSecret(sk.publicKey())
+	dev.staticIdentity.RLock()
+	got2 := dev.staticStatic(&peer.handshake)
+	dev.staticIdentity.RUnlock()
+	if got2 != want2 || got2 == got {
+		t.Fatalf("after a key change staticStatic = %x, want %x", got2, want2)
+	}
+}

@@ -67,10 +67,6 @@ func (device *Device) NewPeer(pk NoisePublicKey) (*Peer, error) {
 	device.staticIdentity.RLock()
 	defer device.staticIdentity.RUnlock()
 
-	// The static-static DH is most of the cost of a new peer: it is computed before the
-	// peers lock is taken, so that peers added concurrently use every CPU. Wirefleet patch.
-	precomputed, _ := device.staticSharedSecret(pk)
-
 	device.peers.Lock()
 	defer device.peers.Unlock()
 
@@ -94,10 +90,11 @@ func (device *Device) NewPeer(pk NoisePublicKey) (*Peer, error) {
 		return nil, errors.New("adding existing peer")
 	}
 
-	// pre-compute DH
+	// The static-static DH is computed on first use (staticStatic), not here: it was most
+	// of the cost of adding a peer, and a device loaded with many peers at once paid it for
+	// every one before the last was configured. Wirefleet patch.
 	handshake := &peer.handshake
 	handshake.mutex.Lock()
-	handshake.precomputedStaticStatic = precomputed
 	handshake.remoteStatic = pk
 	handshake.mutex.Unlock()
 
