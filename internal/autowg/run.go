@@ -21,7 +21,6 @@ import (
 	"github.com/wirefleet/wirefleet/internal/compat/enabler"
 	"github.com/wirefleet/wirefleet/internal/control"
 	"github.com/wirefleet/wirefleet/internal/store/sqlite"
-	"github.com/wirefleet/wirefleet/internal/wgdev"
 	"github.com/wirefleet/wirefleet/internal/wgdev/auto"
 )
 
@@ -70,7 +69,7 @@ func Run(ctx context.Context, cfg Config) error {
 	} else if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create the data directory: %w", err)
 	}
-	st, err := sqlite.Open(ctx, filepath.Join(dir, DBFile), sqlite.Options{Logger: log})
+	st, err := sqlite.Open(ctx, filepath.Join(dir, DBFile), sqlite.Options{Logger: log, Ephemeral: cfg.DataDir == ""})
 	if err != nil {
 		return fmt.Errorf("open the store in %s: %w", dir, err)
 	}
@@ -88,12 +87,13 @@ func Run(ctx context.Context, cfg Config) error {
 	log.Info("startup cleanup done: pool peers not registered were removed", "interface", cfg.Interface, "pool", s.pool.String(),
 		"removed", res.Removed, "restored", res.Upserted, "failed", res.Failed)
 
+	applier := newBatchApplier(dev)
 	h, err := compat.New(compat.Config{
 		Service: svc, ClientCAs: s.cas, CRLFile: cfg.CRLFile, TrustedProxies: s.proxies, Logger: log,
 		Sites: []compat.SiteConfig{{
 			Prefix: cfg.HTTPPrefix, Network: s.network, Pool: s.pool, Route: s.route, Endpoint: cfg.Endpoint,
 			CNPattern: cfg.CNPattern, Converter: cfg.Converter, Template: cfg.MetansTemplate,
-			Device: dev, Apply: deviceApplier{dev}, HTTPAuth: cfg.HTTPAuth,
+			Device: dev, Apply: applier, HTTPAuth: cfg.HTTPAuth,
 		}},
 	})
 	if err != nil {
@@ -131,8 +131,9 @@ func Run(ctx context.Context, cfg Config) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errc := make(chan error, 4)
+	errc := make(chan error, 8) // one per goroutine below, so none blocks at shutdown
 	wg.Go(func() { errc <- svc.Run(ctx) })
+	wg.Go(func() { errc <- applier.Run(ctx) })
 	if rest != nil {
 		// Administrators change peers through the API too (disable, delete): follow the
 		// op log (registrations are then applied twice, harmlessly).
@@ -182,16 +183,6 @@ func Run(ctx context.Context, cfg Config) error {
 
 // RepairEvery is the period of the full diff between the store and the interface.
 const RepairEvery = 30 * time.Second
-
-// deviceApplier applies a registration to the interface in one device write, straight
-// from the stored peer (no re-read of the store: the answer waits for it).
-type deviceApplier struct{ dev wgdev.Device }
-
-func (a deviceApplier) ApplyRegistration(ctx context.Context, p wirefleet.Peer, removed []wirefleet.Key) error {
-	// The server side of a registration: the device's /128 only, no endpoint, no keepalive
-	// (the device initiates and keeps the NAT mapping alive).
-	return a.dev.ApplyPeers(ctx, []wgdev.Peer{{PublicKey: p.PublicKey, AllowedIPs: p.AllowedIPs()}}, removed)
-}
 
 // repairLoop runs the gateway's full diff periodically: registrations are applied by the
 // handler itself, so this only repairs drift (a pool peer removed or added by hand). In

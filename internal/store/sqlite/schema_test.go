@@ -76,7 +76,7 @@ func TestMigrateIdempotent(t *testing.T) {
 		}
 		s.Close()
 	}
-	db, err := sql.Open("sqlite", dsn(path, false))
+	db, err := sql.Open("sqlite", dsn(path, false, false))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +99,7 @@ func TestDurabilityPragmas(t *testing.T) {
 	defer s.Close()
 	// The writer's own connection is busy in its goroutine: check a second writer-DSN
 	// connection and the read pool.
-	w, err := sql.Open("sqlite", dsn(path, false))
+	w, err := sql.Open("sqlite", dsn(path, false, false))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,5 +116,22 @@ func TestDurabilityPragmas(t *testing.T) {
 		if mode != "wal" || syncLevel != 2 {
 			t.Errorf("journal_mode=%s synchronous=%d, want wal and 2 (FULL)", mode, syncLevel)
 		}
+	}
+}
+
+// TestEphemeralSkipsFsync: a store thrown away at exit does not fsync its commits.
+func TestEphemeralSkipsFsync(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "e.db")
+	s, err := Open(context.Background(), path, Options{Ephemeral: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var syncLevel int
+	if err := s.rdb.QueryRow(`PRAGMA synchronous`).Scan(&syncLevel); err != nil {
+		t.Fatal(err)
+	}
+	if syncLevel != 0 {
+		t.Errorf("ephemeral store: synchronous = %d, want 0 (OFF)", syncLevel)
 	}
 }

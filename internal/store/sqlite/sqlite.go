@@ -1,7 +1,8 @@
 // Package sqlite is the default store backend: one SQLite file (modernc.org/sqlite, no
 // cgo) holding networks, peers, tokens and the operation log.
 //
-// Durability: WAL mode with synchronous=FULL. In WAL mode FULL fsyncs the WAL at every
+// Durability: WAL mode with synchronous=FULL (OFF only for a file thrown away at exit,
+// Options.Ephemeral). In WAL mode FULL fsyncs the WAL at every
 // commit, so a write acknowledged by Update survives kill -9 *and* power loss. (NORMAL would
 // only fsync at checkpoints: safe against a process crash but a power loss could drop the
 // last commits, which breaks "every 2xx is durable".) The cost of the fsync is shared by
@@ -41,6 +42,10 @@ type Options struct {
 	MaxBatch int
 	// Readers is the size of the read pool (default 4).
 	Readers int
+	// Ephemeral says the file is thrown away when the process ends (autowg's compatibility
+	// mode without -data): commits are not fsynced (synchronous=OFF), since durability
+	// would buy nothing and cost every registration an fsync wait.
+	Ephemeral bool
 }
 
 // Store is the SQLite backend of store.Store.
@@ -74,13 +79,17 @@ func (s *Store) Stats() Stats { return Stats{Batches: s.batches.Load(), Calls: s
 
 var _ store.Store = (*Store)(nil)
 
-func dsn(path string, readOnly bool) string {
+func dsn(path string, readOnly, ephemeral bool) string {
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout(10000)")
 	if !readOnly {
 		q.Add("_pragma", "journal_mode(WAL)")
 	}
-	q.Add("_pragma", "synchronous(FULL)")
+	if ephemeral {
+		q.Add("_pragma", "synchronous(OFF)")
+	} else {
+		q.Add("_pragma", "synchronous(FULL)")
+	}
 	q.Add("_pragma", "foreign_keys(0)")
 	q.Add("_pragma", "cache_size(-32000)")
 	q.Add("_pragma", "temp_store(MEMORY)")
@@ -107,7 +116,7 @@ func Open(ctx context.Context, path string, o Options) (*Store, error) {
 	if readers <= 0 {
 		readers = 4
 	}
-	wdb, err := sql.Open("sqlite", dsn(path, false))
+	wdb, err := sql.Open("sqlite", dsn(path, false, o.Ephemeral))
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
@@ -120,7 +129,7 @@ func Open(ctx context.Context, path string, o Options) (*Store, error) {
 		wdb.Close()
 		return nil, fmt.Errorf("migrate %s: %w", path, err)
 	}
-	rdb, err := sql.Open("sqlite", dsn(path, true))
+	rdb, err := sql.Open("sqlite", dsn(path, true, o.Ephemeral))
 	if err != nil {
 		wdb.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
