@@ -3,7 +3,9 @@
 // direct mTLS), and `wirefleet register --foreground` (embedded userspace WireGuard) in a
 // device namespace, with certificates made by the test. The device gets its address, pings
 // the concentrator through the tunnel, re-registers with a new key after a restart and
-// still pings; spoofed subjects and certificates of another CA are refused.
+// still pings; spoofed subjects and certificates of another CA are refused. The same
+// device registers through the control plane too (`wirefleet server -register-listen`
+// with two managed gateways: controlplane_test.go).
 package autowg
 
 import (

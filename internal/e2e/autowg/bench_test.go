@@ -295,7 +295,7 @@ func (a *apiClient) do(method, path string, body any) ([]byte, error) {
 	return raw, err
 }
 
-func (a *apiClient) must(b *testing.B, method, path string, body any, out ...any) {
+func (a *apiClient) must(b testing.TB, method, path string, body any, out ...any) {
 	b.Helper()
 	raw, err := a.do(method, path, body)
 	if err != nil {
