@@ -7,7 +7,7 @@ DATA_DIR      ?= /var/lib/wirefleet
 export CGO_ENABLED ?= 0
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: all build run test test-deps fmt-check vet staticcheck unit privileged bench bench-smoke fmt clean
+.PHONY: all build run test test-deps fmt-check third-party-check vet staticcheck unit privileged bench bench-smoke fmt clean
 
 all: build
 
@@ -18,13 +18,17 @@ build:
 run: build
 	./$(BIN) server -data $(DATA_DIR) -listen 127.0.0.1:8080
 
-test: test-deps fmt-check vet staticcheck unit privileged bench-smoke
+test: test-deps fmt-check third-party-check vet staticcheck unit privileged bench-smoke
 
 test-deps:
 	./scripts/install-test-deps.sh
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed (run make fmt):"; echo "$$out"; exit 1; fi
+
+# third_party/wireguard-go must be upstream + third_party/wireguard-go.patch, nothing more.
+third-party-check:
+	GO=$(GO) ./scripts/check-third-party.sh
 
 vet:
 	$(GO) vet ./...

@@ -23,6 +23,7 @@ have openssl      || need+=(openssl)
 have sysctl       || need+=(procps)
 have conntrack    || need+=(conntrack)
 have curl         || need+=(curl)
+have patch        || need+=(patch)  # scripts/check-third-party.sh
 if [ ${#need[@]} -gt 0 ]; then
   echo "install-test-deps: installing ${need[*]}"
   if [ "$(id -u)" != 0 ]; then echo "install-test-deps: need root to install ${need[*]}" >&2; exit 1; fi
