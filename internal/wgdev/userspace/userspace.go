@@ -11,6 +11,10 @@
 // it set; a set operation from anyone else on the socket marks that copy dirty, and the
 // next apply re-reads the device first.
 //
+// An apply that brings many new peers (a gateway's first start) creates them first, from
+// every CPU, and relaxes the garbage collector while it runs; the set transaction then
+// configures and starts them (see createPeersLocked and relaxGC).
+//
 // The interface, its addresses and the socket go away with Close (or with the process).
 package userspace
 
@@ -310,11 +314,13 @@ func (d *Device) freshLocked(up []wgdev.Peer) []device.NoisePublicKey {
 		return nil
 	}
 	var fresh []device.NoisePublicKey
+	seen := make(map[wirefleet.Key]bool, len(up))
 	for _, p := range up {
 		k := device.NoisePublicKey(p.PublicKey)
-		if p.PublicKey != d.pub && d.dev.LookupPeer(k) == nil {
+		if !seen[p.PublicKey] && p.PublicKey != d.pub && d.dev.LookupPeer(k) == nil {
 			fresh = append(fresh, k)
 		}
+		seen[p.PublicKey] = true // a key listed twice is created once; the set updates it
 	}
 	return fresh
 }

@@ -203,3 +203,17 @@ func TestCallersNamespace(t *testing.T) {
 		t.Errorf("interface not up: %s", out)
 	}
 }
+
+// TestBulkApplyKeyListedTwice: a bulk apply (new peers created in parallel before the set
+// operation) that lists a new key twice creates it once, as a set operation alone would.
+func TestBulkApplyKeyListedTwice(t *testing.T) {
+	testenv.Privileged(t)
+	ns := testenv.NewNetNS(t, "wfu")
+	d := open(t, ns, userspace.Config{})
+	peers := wgdevtest.MakePeers(t, 1, 200)
+	up := append(peers[:len(peers):len(peers)], peers[5])
+	if err := d.ApplyPeers(context.Background(), up, nil); err != nil {
+		t.Fatalf("ApplyPeers with a key listed twice: %v", err)
+	}
+	wgdevtest.WantPeers(t, d, peers)
+}
