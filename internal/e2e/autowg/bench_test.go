@@ -12,8 +12,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"runtime/debug"
 	"slices"
 	"strconv"
@@ -24,7 +22,6 @@ import (
 	"time"
 
 	"golang.zx2c4.com/wireguard/wgctrl"
-	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
 
 	"github.com/wirefleet/wirefleet"
 	"github.com/wirefleet/wirefleet/internal/e2e"
@@ -85,50 +82,16 @@ func BenchmarkRegister(b *testing.B) {
 // the time from the answer to the peer on the gateway's device (p50 and max).
 func BenchmarkRegisterControlPlane(b *testing.B) {
 	testenv.Privileged(b, "wg", "wireguard-go")
-	bin, dir, data := e2e.Binary(b), b.TempDir(), b.TempDir()
+	bin, dir := e2e.Binary(b), b.TempDir()
 	srv := testenv.NewNetNS(b, "arS")
 	dev := testenv.NewNetNS(b, "arD")
 	testenv.Link(b, srv, serverIP+"/24", dev, deviceIP+"/24")
 	ca := newCA(b, dir, "ca")
 	ca.issue(b, "server", "vpn", net.ParseIP(serverIP))
 	certs, keys := devices(b, ca, b.N+50)
-
-	out, err := exec.Command(bin, "token", "create", "-data", data, "-role", "admin").Output()
-	if err != nil {
-		b.Fatalf("token create: %v", err)
-	}
-	api := &apiClient{http: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: srv.Dialer(b)}},
-		token: strings.TrimSpace(string(out))}
-	server := func(extra ...string) *e2e.Process {
-		p := e2e.Start(b, srv, nil, bin, append([]string{"server", "-data", data, "-listen", "127.0.0.1:8080", "-no-gateway"}, extra...)...)
-		e2e.Eventually(b, 15*time.Second, func() error { _, err := api.do("GET", "/readyz", nil); return err })
-		return p
-	}
-	first := server()
-	api.must(b, "POST", "/api/v1/networks", map[string]any{"name": "devices", "ipv4": "198.18.60.1/24", "ipv6": "2001:db8:99:1::1/64", "endpoint": serverIP})
-	var tok struct {
-		Secret string `json:"secret"`
-	}
-	api.must(b, "POST", "/api/v1/tokens", map[string]any{"roles": []string{"gateway"}, "networks": []string{"devices"}}, &tok)
-	if err := first.Stop(15 * time.Second); err != nil {
-		b.Fatalf("server stop: %v", err)
-	}
-	conf := filepath.Join(dir, "register.yaml")
-	yaml := fmt.Sprintf("tls_cert: %s\ntls_key: %s\nclient_ca: [%s]\nsites:\n  - network: devices\n    prefix: /vpn/\n"+
-		"    pool: 2001:db8:99:1::/64\n    route: 2001:db8:99::/48\n    endpoint: %s\n    cn_pattern: '(.+)'\n    converter: metans\n",
-		filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key"), filepath.Join(dir, "ca.crt"), serverIP)
-	if err := os.WriteFile(conf, []byte(yaml), 0o600); err != nil {
-		b.Fatal(err)
-	}
-	proc := server("-register-listen", serverIP+":"+httpPort, "-register-config", conf)
+	rs := startRegistrationServer(b, bin, dir, srv, serverIP, "    cn_pattern: '(.+)'\n    converter: metans\n")
 	gwDev := testenv.UniqueName("arg")
-	gw := e2e.Start(b, srv, nil, bin, "gateway", "-control", "http://127.0.0.1:8080", "-token", tok.Secret, "-network", "devices",
-		"-wg-backend", "userspace", "-wg-device", gwDev, "-state-dir", b.TempDir(), "-listen", "127.0.0.1:9587")
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := gw.WaitOutput(ctx, "device opened and brought"); err != nil {
-		b.Fatal(err)
-	}
+	startGateway(b, srv, bin, "http://127.0.0.1:8080", rs.gatewayToken, gwDev)
 	register := registrar(b, dev, ca, serverIP+":"+httpPort, "/vpn/v1/register", certs, keys)
 
 	// Answer → on the gateway's device, one registration at a time.
@@ -152,7 +115,7 @@ func BenchmarkRegisterControlPlane(b *testing.B) {
 		lags = append(lags, time.Since(t0))
 	}
 
-	burst(b, proc.Cmd.Process.Pid, register)
+	burst(b, rs.proc.Cmd.Process.Pid, register)
 	slices.Sort(lags) // reported after ResetTimer, which drops metrics reported before it
 	b.ReportMetric(float64(lags[len(lags)/2].Microseconds())/1000, "answer-to-gateway-ms-p50")
 	b.ReportMetric(float64(lags[len(lags)-1].Microseconds())/1000, "answer-to-gateway-ms-max")
@@ -256,16 +219,11 @@ func burst(b *testing.B, pid int, register func(i int) error) {
 
 // onDevice reports whether device dev (any namespace: UAPI sockets are shared) has key.
 func onDevice(b *testing.B, wc *wgctrl.Client, dev string, key wirefleet.Key) bool {
-	d, err := wc.Device(dev)
+	p, err := devicePeer(wc, dev, key)
 	if err != nil {
 		b.Fatal(err)
 	}
-	for _, p := range d.Peers {
-		if p.PublicKey == wgtypes.Key(key) {
-			return true
-		}
-	}
-	return false
+	return p != nil
 }
 
 // apiClient calls the control plane's REST API as an administrator.
